@@ -1,0 +1,1 @@
+"""The `groupsense` command line."""

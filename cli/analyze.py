@@ -1,0 +1,152 @@
+"""`groupsense analyze`: who spoke when in recorded sessions."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from cli.progress import ProgressBar
+from engine import __version__
+from engine.audio.decode import probe_file
+from engine.audio.resample import QUALITY
+from engine.config import VAD_BACKENDS, VadConfig
+from engine.errors import InputFileError
+from engine.offline import Analysis, analyze
+from engine.sample import sample_session
+
+PROGRESS_MIN_S = 60.0
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "analyze",
+        help="who spoke when in recorded sessions",
+        description=(
+            "Analyse recordings as one session: every audio track of every file is a "
+            "participant (multi-track MKV/WebM/MP4 from recorders, or one file per "
+            "participant). With no FILES, analyses the bundled sample session."
+        ),
+    )
+    p.add_argument("files", nargs="*", metavar="FILES", help="audio or video files")
+    p.add_argument("--vad", choices=VAD_BACKENDS, default="webrtc", help="VAD backend")
+    p.add_argument("--json", metavar="OUT", help="write segments and figures as JSON ('-' = stdout)")
+    p.add_argument(
+        "--webrtc-aggressiveness", type=int, choices=range(4), default=None, metavar="0-3"
+    )
+    p.add_argument("--min-speech-ms", type=int, default=None)
+    p.add_argument("--min-silence-ms", type=int, default=None)
+    p.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="progress bar on stderr (default: for inputs over a minute, on a terminal)",
+    )
+    p.set_defaults(run=run)
+
+
+def _config(args: argparse.Namespace) -> VadConfig:
+    overrides: dict[str, Any] = {"backend": args.vad}
+    if args.webrtc_aggressiveness is not None:
+        overrides["webrtc_aggressiveness"] = args.webrtc_aggressiveness
+    if args.min_speech_ms is not None:
+        overrides["min_speech_ms"] = args.min_speech_ms
+    if args.min_silence_ms is not None:
+        overrides["min_silence_ms"] = args.min_silence_ms
+    return VadConfig(**overrides)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        config = _config(args)
+    except ValueError as exc:
+        print(f"groupsense analyze: {exc}", file=sys.stderr)
+        return 2
+    files = list(args.files)
+    if not files:
+        files = [str(sample_session())]
+        print(f"groupsense: no FILES given; analysing the bundled sample {files[0]}", file=sys.stderr)
+
+    total_s = 0.0
+    for f in files:
+        try:
+            total_s += max((t.duration_s or 0.0) for t in probe_file(f))
+        except InputFileError:
+            pass  # reported once, by analyze() below
+    show = args.progress if args.progress is not None else (
+        total_s > PROGRESS_MIN_S and sys.stderr.isatty()
+    )
+    bar = ProgressBar(total_s, "analysing") if show and total_s > 0 else None
+    try:
+        result = analyze(files, config, progress=bar)
+    finally:
+        if bar is not None:
+            bar.close()
+
+    for err in result.errors:
+        print(f"groupsense: error: {err}", file=sys.stderr)
+    if result.participants:
+        print(format_table(result))
+    if args.json:
+        text = json.dumps(to_json(result), indent=1)
+        if args.json == "-":
+            print(text)
+        else:
+            with open(args.json, "w", encoding="utf-8") as f:
+                f.write(text + "\n")
+    return 1 if result.errors else 0
+
+
+def _clock(seconds: float) -> str:
+    m, s = divmod(seconds, 60)
+    return f"{int(m)}:{s:04.1f}"
+
+
+def format_table(result: Analysis) -> str:
+    head = ("participant", "speaking", "share", "turns", "longest turn", "longest silence")
+    rows = [
+        (
+            p.name,
+            _clock(p.figures.speaking_s),
+            f"{p.figures.share * 100:.1f}%",
+            str(p.figures.turns),
+            f"{p.figures.longest_turn_s:.1f} s",
+            f"{p.figures.longest_silence_s:.1f} s",
+        )
+        for p in result.participants
+    ]
+    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
+    lines = [
+        f"session: {_clock(result.duration_s)} min, {len(rows)} participants, VAD {result.vad}",
+        "  ".join(h.ljust(w) if i == 0 else h.rjust(w) for i, (h, w) in enumerate(zip(head, widths, strict=True))),
+    ]
+    for r in rows:
+        lines.append(
+            "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True)))
+        )
+    return "\n".join(lines)
+
+
+def to_json(result: Analysis) -> dict[str, Any]:
+    return {
+        "groupsense": __version__,
+        "vad": result.vad,
+        "resampling": QUALITY,
+        "duration_s": round(result.duration_s, 2),
+        "participants": [
+            {
+                "name": p.name,
+                "file": p.track.path,
+                "track": p.track.index,
+                "speaking_s": round(p.figures.speaking_s, 2),
+                "share": round(p.figures.share, 4),
+                "turns": p.figures.turns,
+                "longest_turn_s": round(p.figures.longest_turn_s, 2),
+                "longest_silence_s": round(p.figures.longest_silence_s, 2),
+                "segments": [[round(s.start_s, 2), round(s.end_s, 2)] for s in p.segments],
+            }
+            for p in result.participants
+        ],
+        "errors": [{"file": e.path, "error": e.cause} for e in result.errors],
+    }

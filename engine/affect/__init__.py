@@ -1,0 +1,1 @@
+"""Prosody kernels, per-person baselines and the affect model (later issues)."""

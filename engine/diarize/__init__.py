@@ -1,0 +1,1 @@
+"""Cross-stream bleed suppression and shared-microphone diarization (later issues)."""

@@ -1,0 +1,132 @@
+"""Offline analysis of recorded sessions: files in, who spoke when out.
+
+The same per-stream pipeline as the live path. Each input file is decoded in one
+pass with its tracks batched through the VAD together; audio is held only for
+the hops waiting for the next batched VAD call.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from engine.audio.decode import decode_file
+from engine.config import VadConfig
+from engine.errors import InputFileError
+from engine.pipeline import ParticipantPipeline, finish, step
+from engine.signals import SpeakingFigures, speaking_figures
+from engine.types import HOPS_PER_SECOND, SAMPLE_RATE, SpeechSegment, TrackInfo
+from engine.vad import VadBackend, make_backend
+
+BATCH_HOPS = 200  # run the VAD once ~2 s of audio per track is waiting
+TRUNCATION_TOLERANCE_S = 0.5
+
+ProgressFn = Callable[[float], None]
+"""Called with the seconds of audio decoded so far (summed over files, longest track)."""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ParticipantResult:
+    name: str
+    track: TrackInfo
+    segments: tuple[SpeechSegment, ...]
+    figures: SpeakingFigures
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Analysis:
+    participants: tuple[ParticipantResult, ...]
+    duration_s: float
+    vad: str
+    errors: tuple[InputFileError, ...]
+
+
+def analyze(
+    paths: Sequence[str | os.PathLike[str]],
+    config: VadConfig,
+    *,
+    backend: VadBackend | None = None,
+    progress: ProgressFn | None = None,
+) -> Analysis:
+    """Analyse files as one session: each audio track is a participant, all start at 0.
+
+    A file that fails (corrupt, truncated, empty, no audio, bad layout) is
+    reported in `errors` and left out; the other files are still analysed.
+    """
+    backend = backend or make_backend(config)
+    done: list[tuple[TrackInfo, ParticipantPipeline]] = []
+    errors: list[InputFileError] = []
+    offset_s = 0.0
+    for path in paths:
+        try:
+            result = _analyze_file(os.fspath(path), config, backend, progress, offset_s)
+        except InputFileError as exc:
+            errors.append(exc)
+            continue
+        done.extend(result)
+        offset_s += max((p.hops_in for _, p in result), default=0) / HOPS_PER_SECOND
+    names = _unique_names([t.name for t, _ in done])
+    session_hops = max((p.hops_in for _, p in done), default=0)
+    figures = speaking_figures({n: p.segments for n, (_, p) in zip(names, done, strict=True)},
+                               session_hops)
+    participants = tuple(
+        ParticipantResult(name=n, track=t, segments=tuple(p.segments), figures=figures[n])
+        for n, (t, p) in zip(names, done, strict=True)
+    )
+    return Analysis(
+        participants=participants,
+        duration_s=session_hops / HOPS_PER_SECOND,
+        vad=backend.name,
+        errors=tuple(errors),
+    )
+
+
+def _analyze_file(
+    path: str,
+    config: VadConfig,
+    backend: VadBackend,
+    progress: ProgressFn | None,
+    offset_s: float,
+) -> list[tuple[TrackInfo, ParticipantPipeline]]:
+    tracks, chunks = decode_file(path)
+    pipelines = [ParticipantPipeline.open(t.name, backend, config) for t in tracks]
+    batch = BATCH_HOPS * len(pipelines)
+    waiting = 0
+    report_every = 10 * SAMPLE_RATE
+    next_report = report_every
+    decoded = [0] * len(tracks)
+    for i, pcm in chunks:
+        pipelines[i].feed(pcm)
+        decoded[i] += pcm.shape[0]
+        waiting += pcm.shape[0]
+        if waiting >= batch * 160:
+            step(backend, pipelines)
+            waiting = 0
+            if progress is not None and decoded[i] >= next_report:
+                progress(offset_s + max(decoded) / SAMPLE_RATE)
+                next_report += report_every
+    step(backend, pipelines)
+    for p in pipelines:
+        finish(backend, p)
+    for t, n in zip(tracks, decoded, strict=True):
+        got = n / SAMPLE_RATE
+        if t.duration_s is not None and got + TRUNCATION_TOLERANCE_S < t.duration_s:
+            raise InputFileError(
+                path,
+                f"truncated: audio track {t.index} ends at {got:.1f} s "
+                f"but the file declares {t.duration_s:.1f} s",
+            )
+    if progress is not None:
+        progress(offset_s + max(decoded) / SAMPLE_RATE)
+    return list(zip(tracks, pipelines, strict=True))
+
+
+def _unique_names(names: list[str]) -> list[str]:
+    """Participants from different files may share a name: suffix repeats with #2, #3..."""
+    seen: dict[str, int] = {}
+    out = []
+    for n in names:
+        seen[n] = seen.get(n, 0) + 1
+        out.append(n if seen[n] == 1 else f"{n}#{seen[n]}")
+    return out

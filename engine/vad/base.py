@@ -1,0 +1,111 @@
+"""The one protocol every VAD backend follows, and hangover smoothing to segments.
+
+A backend is shared and immutable (an ONNX session, filter coefficients); each
+participant gets a private stream state from `open_stream()`. `process` takes a
+batch of streams at once so a backend can do one kernel call or one inference
+for all of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from engine.config import VadConfig
+from engine.types import HOP, SpeechSegment
+from engine.vad import kernels
+
+
+@runtime_checkable
+class VadStreamState(Protocol):
+    """Private per-stream state of one backend."""
+
+    def reset(self) -> None: ...
+
+
+@runtime_checkable
+class VadBackend(Protocol):
+    """Speech probability per 10 ms hop, for a batch of streams per call."""
+
+    name: str
+
+    def open_stream(self) -> VadStreamState: ...
+
+    def process(
+        self, states: Sequence[VadStreamState], hops: Sequence[np.ndarray]
+    ) -> list[np.ndarray]:
+        """hops[i] is int16 (n_i, HOP) for states[i]; returns float32 probabilities.
+
+        A backend whose model looks at windows longer than a hop may return fewer
+        probabilities than hops (they follow on later calls or on `flush`), but the
+        probabilities it returns depend only on the samples, never on the chunking.
+        """
+        ...
+
+    def flush(self, state: VadStreamState) -> np.ndarray:
+        """End of stream: the probabilities still owed for hops already given."""
+        ...
+
+
+def check_hops(hops: np.ndarray) -> None:
+    if hops.dtype != np.int16 or hops.ndim != 2 or hops.shape[1] != HOP:
+        raise ValueError(f"hops must be int16 of shape (n, {HOP}), got {hops.dtype} {hops.shape}")
+
+
+@dataclass(slots=True)
+class Hangover:
+    """Streaming hysteresis + gap bridging + short-run removal, as an explicit state."""
+
+    config: VadConfig
+    _state: np.ndarray = field(init=False)
+    _out: np.ndarray = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._state = np.zeros(kernels.HANGOVER_STATE_SIZE, dtype=np.int64)
+        self._out = np.zeros((1025, 2), dtype=np.int64)
+
+    def push(self, probs: np.ndarray) -> list[SpeechSegment]:
+        """Feed probabilities in hop order; return the segments that closed."""
+        c = self.config
+        segments: list[SpeechSegment] = []
+        for start in range(0, probs.shape[0], self._out.shape[0] - 1):
+            chunk = np.ascontiguousarray(probs[start : start + self._out.shape[0] - 1], np.float32)
+            n = kernels.hangover_kernel(
+                chunk,
+                self._state,
+                c.threshold,
+                c.threshold - c.hysteresis,
+                c.min_speech_hops,
+                c.min_silence_hops,
+                self._out,
+            )
+            segments.extend(SpeechSegment(int(a), int(b)) for a, b in self._out[:n])
+        return segments
+
+    def flush(self) -> list[SpeechSegment]:
+        """End of stream: close an open segment (if long enough) and reset."""
+        st = self._state
+        segments = []
+        if (
+            st[kernels.H_SEG_OPEN]
+            and st[kernels.H_LAST_END] - st[kernels.H_SEG_START] >= self.config.min_speech_hops
+        ):
+            segments.append(SpeechSegment(int(st[kernels.H_SEG_START]), int(st[kernels.H_LAST_END])))
+        st[kernels.H_SEG_OPEN] = 0
+        st[kernels.H_RAW_ON] = 0
+        return segments
+
+    @property
+    def hops_seen(self) -> int:
+        return int(self._state[kernels.H_T])
+
+    @property
+    def in_speech(self) -> bool:
+        """True while a segment is open (speech now, or a gap not yet long enough to end it)."""
+        return bool(self._state[kernels.H_SEG_OPEN])
+
+    def reset(self) -> None:
+        self._state.fill(0)

@@ -1,0 +1,176 @@
+"""Numba kernels for voice activity: pure functions over arrays the caller preallocates.
+
+Each kernel has a plain-numpy reference in tests/test_vad_kernels.py.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+# ---------------------------------------------------------------------------
+# Hangover smoothing: probabilities -> speech segments, streaming.
+
+# Layout of the int64 hangover state vector.
+H_RAW_ON, H_SEG_OPEN, H_SEG_START, H_LAST_END, H_T = range(5)
+HANGOVER_STATE_SIZE = 5
+
+
+@njit(cache=True, nogil=True)
+def hangover_kernel(
+    probs: np.ndarray,  # float32 (n,)
+    state: np.ndarray,  # int64 (HANGOVER_STATE_SIZE,), updated in place
+    onset: float,
+    offset: float,
+    min_speech: int,
+    min_silence: int,
+    out: np.ndarray,  # int64 (n + 1, 2): closed segments [start, end) in hops
+) -> int:
+    """Hysteresis, gap bridging and short-run removal; returns the number of segments closed."""
+    raw_on = state[H_RAW_ON]
+    seg_open = state[H_SEG_OPEN]
+    seg_start = state[H_SEG_START]
+    last_end = state[H_LAST_END]
+    t = state[H_T]
+    n_out = 0
+    for i in range(probs.shape[0]):
+        p = probs[i]
+        active = p >= offset if raw_on else p >= onset
+        raw_on = 1 if active else 0
+        if active:
+            if seg_open == 0:
+                seg_open = 1
+                seg_start = t
+            last_end = t + 1
+        elif seg_open == 1 and t + 1 - last_end >= min_silence:
+            if last_end - seg_start >= min_speech:
+                out[n_out, 0] = seg_start
+                out[n_out, 1] = last_end
+                n_out += 1
+            seg_open = 0
+        t += 1
+    state[H_RAW_ON] = raw_on
+    state[H_SEG_OPEN] = seg_open
+    state[H_SEG_START] = seg_start
+    state[H_LAST_END] = last_end
+    state[H_T] = t
+    return n_out
+
+
+# ---------------------------------------------------------------------------
+# The numba VAD: band-limited log energy against an adaptive noise floor.
+
+# Biquad coefficient rows: b0 b1 b2 a1 a2 (a0 normalised to 1).
+BQ_DC, BQ_HP, BQ_LP = range(3)
+
+# Layout of the float64 per-stream state vector.
+S_Z = 0  # 6 biquad delay values: 2 per filter
+S_NF = 6  # noise floor, dB
+S_INIT = 7  # 1 once the floor is seeded
+S_BLOCK_MIN = 8  # running minimum of the current block
+S_BLOCK_POS = 9  # hops into the current block
+S_BLOCK_IDX = 10  # which block slot is current
+S_PREV_L = 11  # previous hop's speech-band level, dB
+S_BLOCKS = 12  # N_BLOCKS block minima follow
+N_BLOCKS = 8
+STATE_SIZE = S_BLOCKS + N_BLOCKS
+
+# Layout of the float64 parameter vector.
+(
+    P_BLOCK_HOPS,
+    P_FALL,
+    P_RISE,
+    P_RISE_FAR,
+    P_FAR_DB,
+    P_SNR0,
+    P_SNR_SLOPE,
+    P_RATIO_W,
+    P_FLOOR_DB,
+    P_LEVEL_GATE_DB,
+) = range(10)
+N_PARAMS = 10
+
+DBFS_OFFSET = 20.0 * math.log10(32768.0)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _biquad(x: float, coef: np.ndarray, row: int, st: np.ndarray, z: int) -> float:
+    y = coef[row, 0] * x + st[z]
+    st[z] = coef[row, 1] * x - coef[row, 3] * y + st[z + 1]
+    st[z + 1] = coef[row, 2] * x - coef[row, 4] * y
+    return y
+
+
+@njit(cache=True, nogil=True)
+def energy_vad_kernel(
+    hops: np.ndarray,  # int16 (N, 160): the hops of every stream, stream after stream
+    offsets: np.ndarray,  # int64 (S + 1,): stream s owns hops[offsets[s]:offsets[s+1]]
+    states: np.ndarray,  # float64 (S, STATE_SIZE), updated in place
+    coef: np.ndarray,  # float64 (3, 5) biquads: DC block, speech high-pass, speech low-pass
+    params: np.ndarray,  # float64 (N_PARAMS,)
+    out: np.ndarray,  # float32 (N,): speech probability per hop
+) -> None:
+    """One call for a whole batch of streams: per hop, a speech probability.
+
+    Features: speech-band (high-pass then low-pass) level in dBFS, its distance
+    to a noise floor that falls fast and rises slowly (and never stays below the
+    minimum of the last N_BLOCKS blocks), and the share of energy in the speech band.
+    """
+    block_hops = int(params[P_BLOCK_HOPS])
+    hop = hops.shape[1]
+    for s in range(offsets.shape[0] - 1):
+        st = states[s]
+        for h in range(offsets[s], offsets[s + 1]):
+            e_sp = 0.0
+            e_all = 0.0
+            for k in range(hop):
+                x = float(hops[h, k])
+                d = _biquad(x, coef, BQ_DC, st, S_Z)
+                y = _biquad(d, coef, BQ_HP, st, S_Z + 2)
+                y = _biquad(y, coef, BQ_LP, st, S_Z + 4)
+                e_all += d * d
+                e_sp += y * y
+            level = 10.0 * math.log10(e_sp / hop + 1.0) - DBFS_OFFSET
+            ratio = 10.0 * math.log10((e_sp + 1.0) / (e_all + 1.0))
+            # Noise floor: falls fast, rises slowly (faster when far below the level).
+            if st[S_INIT] == 0.0:
+                st[S_NF] = level
+                st[S_INIT] = 1.0
+                st[S_BLOCK_MIN] = level
+                st[S_PREV_L] = level
+                for b in range(N_BLOCKS):
+                    st[S_BLOCKS + b] = level
+            nf = st[S_NF]
+            if level < nf:
+                nf += params[P_FALL] * (level - nf)
+            elif level - nf > params[P_FAR_DB]:
+                nf += params[P_RISE_FAR]
+            else:
+                nf += params[P_RISE]
+            # Block minima bound the floor from below so a louder room is learnt in seconds.
+            smooth = 0.5 * (level + st[S_PREV_L])
+            st[S_PREV_L] = level
+            if smooth < st[S_BLOCK_MIN]:
+                st[S_BLOCK_MIN] = smooth
+            st[S_BLOCK_POS] += 1.0
+            if st[S_BLOCK_POS] >= block_hops:
+                st[S_BLOCKS + int(st[S_BLOCK_IDX])] = st[S_BLOCK_MIN]
+                st[S_BLOCK_IDX] = (st[S_BLOCK_IDX] + 1.0) % N_BLOCKS
+                st[S_BLOCK_POS] = 0.0
+                st[S_BLOCK_MIN] = 1e9
+            wmin = st[S_BLOCKS]
+            for b in range(1, N_BLOCKS):
+                if st[S_BLOCKS + b] < wmin:
+                    wmin = st[S_BLOCKS + b]
+            if nf < wmin:
+                nf = wmin
+            if nf < params[P_FLOOR_DB]:
+                nf = params[P_FLOOR_DB]
+            st[S_NF] = nf
+            snr = smooth - nf
+            z = params[P_SNR_SLOPE] * (snr - params[P_SNR0]) + params[P_RATIO_W] * ratio
+            if level < params[P_LEVEL_GATE_DB]:
+                z -= 10.0
+            out[h] = 1.0 / (1.0 + math.exp(-z))
