@@ -58,3 +58,38 @@ def vad_items(root: Path) -> list[VadItem]:
         speech, dur = read_scv(scv)
         items.append(VadItem(scv.stem, wav, speech, dur))
     return items
+
+
+@dataclass(frozen=True, slots=True)
+class RttmTurn:
+    file: str
+    start: float
+    end: float
+    speaker: str
+
+
+def read_rttm(path: Path) -> list[RttmTurn]:
+    """SPEAKER <file> <chan> <start> <dur> <NA> <NA> <speaker> <NA> <NA>."""
+    turns = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        parts = line.split()
+        if not parts or parts[0] != "SPEAKER":
+            continue
+        if len(parts) < 8:
+            raise ValueError(f"{path}:{n}: RTTM line has {len(parts)} fields, expected 10")
+        start, dur = float(parts[3]), float(parts[4])
+        turns.append(RttmTurn(parts[1], start, start + dur, parts[7]))
+    return turns
+
+
+def diarization_items(root: Path) -> dict[str, tuple[Path, list[RttmTurn]]]:
+    """AMI excerpts and the sample: file id -> (wav, reference turns), where both exist."""
+    refs: dict[str, list[RttmTurn]] = {}
+    for rttm in sorted(root.glob("*.rttm")):
+        for t in read_rttm(rttm):
+            refs.setdefault(t.file, []).append(t)
+    return {
+        fid: (root / f"{fid}.wav", turns)
+        for fid, turns in sorted(refs.items())
+        if (root / f"{fid}.wav").exists()
+    }
