@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from typing import Any
@@ -31,7 +32,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     p.add_argument("files", nargs="*", metavar="FILES", help="audio or video files")
     p.add_argument("--vad", choices=VAD_BACKENDS, default="webrtc", help="VAD backend")
-    p.add_argument("--json", metavar="OUT", help="write segments and figures as JSON ('-' = stdout)")
+    p.add_argument(
+        "--json", metavar="OUT", help="write segments and figures as JSON ('-' = stdout)"
+    )
     p.add_argument(
         "--webrtc-aggressiveness", type=int, choices=range(4), default=None, metavar="0-3"
     )
@@ -66,16 +69,18 @@ def run(args: argparse.Namespace) -> int:
     files = list(args.files)
     if not files:
         files = [str(sample_session())]
-        print(f"groupsense: no FILES given; analysing the bundled sample {files[0]}", file=sys.stderr)
+        print(
+            f"groupsense: no FILES given; analysing the bundled sample {files[0]}", file=sys.stderr
+        )
 
     total_s = 0.0
     for f in files:
-        try:
+        with contextlib.suppress(InputFileError):  # reported once, by analyze() below
             total_s += max((t.duration_s or 0.0) for t in probe_file(f))
-        except InputFileError:
-            pass  # reported once, by analyze() below
-    show = args.progress if args.progress is not None else (
-        total_s > PROGRESS_MIN_S and sys.stderr.isatty()
+    show = (
+        args.progress
+        if args.progress is not None
+        else (total_s > PROGRESS_MIN_S and sys.stderr.isatty())
     )
     bar = ProgressBar(total_s, "analysing") if show and total_s > 0 else None
     try:
@@ -119,11 +124,17 @@ def format_table(result: Analysis) -> str:
     widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
     lines = [
         f"session: {_clock(result.duration_s)} min, {len(rows)} participants, VAD {result.vad}",
-        "  ".join(h.ljust(w) if i == 0 else h.rjust(w) for i, (h, w) in enumerate(zip(head, widths, strict=True))),
+        "  ".join(
+            h.ljust(w) if i == 0 else h.rjust(w)
+            for i, (h, w) in enumerate(zip(head, widths, strict=True))
+        ),
     ]
     for r in rows:
         lines.append(
-            "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True)))
+            "  ".join(
+                c.ljust(w) if i == 0 else c.rjust(w)
+                for i, (c, w) in enumerate(zip(r, widths, strict=True))
+            )
         )
     return "\n".join(lines)
 

@@ -15,14 +15,15 @@ from engine.audio.decode import decode_file
 from engine.config import VAD_BACKENDS, VadConfig
 from engine.datasets import shared_data_dir, vad_items
 from engine.errors import InputFileError
-from engine.metrics import Detection, detection, frames_from_intervals, frames_from_segments, roc_auc
+from engine.metrics import (
+    Detection,
+    detection,
+    frames_from_intervals,
+    frames_from_segments,
+    roc_auc,
+)
 from engine.types import HOP, HOPS_PER_SECOND, SAMPLE_RATE
 from engine.vad import Hangover, make_backend
-
-ANCHORS = (
-    "Published on this test set (TEN VAD report, frame-level): TEN VAD and Silero VAD "
-    "lead WebRTC VAD by a wide margin on precision-recall; figures there are at 16 ms hops."
-)
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -110,7 +111,10 @@ def run_vad(args: argparse.Namespace) -> int:
     ref = next((r["us_per_audio_s"] for r in rows if r["backend"] == "webrtc"), None)
     audio_s = sum(s.shape[0] for _, s in items) / SAMPLE_RATE
     print(f"VAD on {root} ({len(items)} files, {audio_s:.0f} s, 10 ms frames)")
-    print(f"{'backend':8} {'precision':>9} {'recall':>7} {'F1':>6} {'ROC-AUC':>8} {'cost vs webrtc':>15}")
+    print(
+        f"{'backend':8} {'precision':>9} {'recall':>7} {'F1':>6} {'ROC-AUC':>8} "
+        f"{'cost vs webrtc':>15}"
+    )
     for r in rows:
         cost = f"{r['us_per_audio_s'] / ref:.2f}x" if ref else "-"
         print(

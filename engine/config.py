@@ -28,7 +28,9 @@ class VadConfig:
 
     def __post_init__(self) -> None:
         if self.backend not in VAD_BACKENDS:
-            raise ValueError(f"backend must be one of {', '.join(VAD_BACKENDS)}, got {self.backend!r}")
+            raise ValueError(
+                f"backend must be one of {', '.join(VAD_BACKENDS)}, got {self.backend!r}"
+            )
         if not 0.0 < self.threshold < 1.0:
             raise ValueError(f"threshold must be in (0, 1), got {self.threshold}")
         if not 0.0 <= self.hysteresis < self.threshold:
@@ -38,9 +40,7 @@ class VadConfig:
         if not 0 <= self.min_silence_ms <= 10_000:
             raise ValueError(f"min_silence_ms must be in [0, 10000], got {self.min_silence_ms}")
         if self.webrtc_aggressiveness not in (0, 1, 2, 3):
-            raise ValueError(
-                f"webrtc_aggressiveness must be 0-3, got {self.webrtc_aggressiveness}"
-            )
+            raise ValueError(f"webrtc_aggressiveness must be 0-3, got {self.webrtc_aggressiveness}")
         if not 1 <= self.silero_threads <= 64:
             raise ValueError(f"silero_threads must be in [1, 64], got {self.silero_threads}")
 

@@ -68,8 +68,9 @@ def analyze(
         offset_s += max((p.hops_in for _, p in result), default=0) / HOPS_PER_SECOND
     names = _unique_names([t.name for t, _ in done])
     session_hops = max((p.hops_in for _, p in done), default=0)
-    figures = speaking_figures({n: p.segments for n, (_, p) in zip(names, done, strict=True)},
-                               session_hops)
+    figures = speaking_figures(
+        {n: p.segments for n, (_, p) in zip(names, done, strict=True)}, session_hops
+    )
     participants = tuple(
         ParticipantResult(name=n, track=t, segments=tuple(p.segments), figures=figures[n])
         for n, (t, p) in zip(names, done, strict=True)

@@ -24,7 +24,7 @@ MIN_RATE, MAX_RATE = 8_000, 48_000
 def _layout_name(stream: av.audio.stream.AudioStream) -> str:
     try:
         return str(stream.codec_context.layout.name)
-    except Exception:  # noqa: BLE001 - PyAV raises various errors for unknown layouts
+    except Exception:
         return "unknown"
 
 
@@ -76,10 +76,7 @@ def _tracks(path: str, container: av.container.InputContainer) -> list[TrackInfo
                 path, f"audio track {i}: sample rate {rate} Hz outside {MIN_RATE}-{MAX_RATE} Hz"
             )
         title = (s.metadata.get("title") or s.metadata.get("TITLE") or "").strip()
-        if title:
-            name = title
-        else:
-            name = stem if len(audio) == 1 else f"{stem}#{i}"
+        name = title or (stem if len(audio) == 1 else f"{stem}#{i}")
         duration = None
         if s.duration is not None and s.time_base is not None:
             duration = float(s.duration * s.time_base)
@@ -203,7 +200,9 @@ class OpusDecoder:
         try:
             frames = self._codec.decode(av.Packet(payload))
         except av.FFmpegError as exc:
-            raise PayloadDecodeError(f"Opus packet does not decode ({_ffmpeg_cause(exc)})") from None
+            raise PayloadDecodeError(
+                f"Opus packet does not decode ({_ffmpeg_cause(exc)})"
+            ) from None
         if not frames:
             return np.zeros(0, dtype=np.int16)
         if len(frames) == 1:

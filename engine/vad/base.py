@@ -93,7 +93,9 @@ class Hangover:
             st[kernels.H_SEG_OPEN]
             and st[kernels.H_LAST_END] - st[kernels.H_SEG_START] >= self.config.min_speech_hops
         ):
-            segments.append(SpeechSegment(int(st[kernels.H_SEG_START]), int(st[kernels.H_LAST_END])))
+            segments.append(
+                SpeechSegment(int(st[kernels.H_SEG_START]), int(st[kernels.H_LAST_END]))
+            )
         st[kernels.H_SEG_OPEN] = 0
         st[kernels.H_RAW_ON] = 0
         return segments

@@ -41,9 +41,9 @@ class EnergyVadParams:
 
     block_hops: int = 60  # noise-floor window = 8 blocks = 4.8 s
     fall: float = 0.3  # share of the gap closed per hop when the level drops below the floor
-    rise_db: float = 0.005  # dB per hop the floor creeps up when near the level
-    rise_far_db: float = 0.002  # dB per hop when the level is far above (speech)
-    far_db: float = 12.0
+    track: float = 0.05  # share of the gap closed per hop for levels within near_db above
+    near_db: float = 4.0
+    rise_far_db: float = 0.002  # dB per hop the floor creeps up under louder levels (speech)
     snr0_db: float = 3.0  # SNR at which the probability is one half
     snr_slope: float = 0.3  # logistic slope per dB
     ratio_weight: float = 0.0  # per dB of speech-band share (<= 0)
@@ -54,9 +54,9 @@ class EnergyVadParams:
         p = np.zeros(kernels.N_PARAMS)
         p[kernels.P_BLOCK_HOPS] = self.block_hops
         p[kernels.P_FALL] = self.fall
-        p[kernels.P_RISE] = self.rise_db
+        p[kernels.P_TRACK] = self.track
         p[kernels.P_RISE_FAR] = self.rise_far_db
-        p[kernels.P_FAR_DB] = self.far_db
+        p[kernels.P_NEAR_DB] = self.near_db
         p[kernels.P_SNR0] = self.snr0_db
         p[kernels.P_SNR_SLOPE] = self.snr_slope
         p[kernels.P_RATIO_W] = self.ratio_weight

@@ -81,9 +81,9 @@ STATE_SIZE = S_BLOCKS + N_BLOCKS
 (
     P_BLOCK_HOPS,
     P_FALL,
-    P_RISE,
+    P_TRACK,
     P_RISE_FAR,
-    P_FAR_DB,
+    P_NEAR_DB,
     P_SNR0,
     P_SNR_SLOPE,
     P_RATIO_W,
@@ -115,8 +115,9 @@ def energy_vad_kernel(
     """One call for a whole batch of streams: per hop, a speech probability.
 
     Features: speech-band (high-pass then low-pass) level in dBFS, its distance
-    to a noise floor that falls fast and rises slowly (and never stays below the
-    minimum of the last N_BLOCKS blocks), and the share of energy in the speech band.
+    to a noise floor (which falls fast, follows noise-like levels near it, rises
+    slowly under speech, and never stays below the minimum of the last N_BLOCKS
+    blocks), and the share of energy in the speech band.
     """
     block_hops = int(params[P_BLOCK_HOPS])
     hop = hops.shape[1]
@@ -134,7 +135,6 @@ def energy_vad_kernel(
                 e_sp += y * y
             level = 10.0 * math.log10(e_sp / hop + 1.0) - DBFS_OFFSET
             ratio = 10.0 * math.log10((e_sp + 1.0) / (e_all + 1.0))
-            # Noise floor: falls fast, rises slowly (faster when far below the level).
             if st[S_INIT] == 0.0:
                 st[S_NF] = level
                 st[S_INIT] = 1.0
@@ -142,13 +142,15 @@ def energy_vad_kernel(
                 st[S_PREV_L] = level
                 for b in range(N_BLOCKS):
                     st[S_BLOCKS + b] = level
+            # Noise floor: falls fast below, follows the mean of noise-like levels near it,
+            # and creeps up only slowly under speech (levels far above it).
             nf = st[S_NF]
             if level < nf:
                 nf += params[P_FALL] * (level - nf)
-            elif level - nf > params[P_FAR_DB]:
-                nf += params[P_RISE_FAR]
+            elif level - nf < params[P_NEAR_DB]:
+                nf += params[P_TRACK] * (level - nf)
             else:
-                nf += params[P_RISE]
+                nf += params[P_RISE_FAR]
             # Block minima bound the floor from below so a louder room is learnt in seconds.
             smooth = 0.5 * (level + st[S_PREV_L])
             st[S_PREV_L] = level
