@@ -35,10 +35,35 @@ def _open(path: str) -> av.container.InputContainer:
         raise InputFileError(path, "is a directory, not an audio file")
     if os.path.getsize(path) == 0:
         raise InputFileError(path, "empty file")
+    _check_riff_complete(path)
     try:
         return av.open(path, mode="r")
     except av.FFmpegError as exc:
         raise InputFileError(path, f"not a readable media file ({_ffmpeg_cause(exc)})") from None
+
+
+def _check_riff_complete(path: str) -> None:
+    """A WAV whose data chunk is cut short: FFmpeg reads it silently, so check the header."""
+    size = os.path.getsize(path)
+    with open(path, "rb") as f:
+        head = f.read(12)
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            return
+        pos = 12
+        while pos + 8 <= size:
+            f.seek(pos)
+            chunk = f.read(8)
+            declared = int.from_bytes(chunk[4:8], "little")
+            if chunk[:4] == b"data":
+                have = size - pos - 8
+                if declared not in (0, 0xFFFFFFFF) and have < declared:
+                    raise InputFileError(
+                        path,
+                        f"truncated: the WAV header declares {declared} bytes of audio, "
+                        f"the file holds {have}",
+                    )
+                return
+            pos += 8 + declared + (declared & 1)
 
 
 def _ffmpeg_cause(exc: Exception) -> str:
