@@ -13,7 +13,7 @@ import av
 import numpy as np
 import pytest
 
-from engine.sample import sample_session, sample_truth
+from engine.sample import sample_truth
 
 REPO = Path(__file__).resolve().parents[1]
 
