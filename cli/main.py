@@ -20,10 +20,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"groupsense {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    from cli import analyze, evaluate
+    from cli import analyze, demo, evaluate, replay, serve, token, watch
 
-    analyze.add_parser(sub)
-    evaluate.add_parser(sub)
+    for module in (demo, analyze, serve, replay, watch, token, evaluate):
+        module.add_parser(sub)
     return parser
 
 

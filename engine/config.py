@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import tomllib
 from dataclasses import dataclass, fields
+from pathlib import Path
 from typing import Any, Self
 
 VAD_BACKENDS = ("webrtc", "numba", "silero")
@@ -52,11 +54,138 @@ class VadConfig:
     def min_silence_hops(self) -> int:
         return (self.min_silence_ms + 5) // 10
 
+
+def _from_mapping(cls: Any, table: str, data: dict[str, Any]) -> Any:
+    """Build a config dataclass from a file's table; unknown keys are an error."""
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ValueError(f"[{table}]: unknown setting(s): {', '.join(unknown)}")
+    return cls(**data)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class LiveConfig:
+    """Live-path limits and timing."""
+
+    tick_ms: int = 50  # how often buffered frames are analysed
+    jitter_ms: int = 200  # frames are held this long for reordering
+    backwards_tolerance_ms: int = 2000  # further back than this is a broken clock: error
+    max_frame_ms: int = 200
+    max_sessions: int = 64
+    max_streams: int = 1024
+    max_streams_per_session: int = 32
+    subscriber_queue: int = 8  # snapshots a slow subscriber may fall behind by
+    snapshot_interval_s: float = 1.0
+    idle_session_s: float = 600.0  # a session with nobody connected ends after this
+    max_summaries: int = 256  # ended sessions whose summary is kept (in memory only)
+
+    def __post_init__(self) -> None:
+        for name in (
+            "tick_ms",
+            "jitter_ms",
+            "backwards_tolerance_ms",
+            "max_frame_ms",
+            "max_sessions",
+            "max_streams",
+            "max_streams_per_session",
+            "subscriber_queue",
+            "max_summaries",
+        ):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if not 0.05 <= self.snapshot_interval_s <= 60:
+            raise ValueError(f"snapshot_interval_s must be 0.05-60, got {self.snapshot_interval_s}")
+        if self.idle_session_s <= 0:
+            raise ValueError(f"idle_session_s must be positive, got {self.idle_session_s}")
+
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ServerConfig:
+    """Where and how the gRPC server listens, and who may talk to it."""
+
+    host: str = "127.0.0.1"
+    port: int = 50051
+    tls_cert: str | None = None  # PEM server certificate chain
+    tls_key: str | None = None  # PEM private key
+    tls_client_ca: str | None = None  # PEM CA: when set, clients must present a certificate
+    secret_file: str | None = None  # the token-signing secret; no secret = no auth (loopback only)
+    insecure: bool = False  # allow a non-loopback address without TLS
+    max_message_bytes: int = 64 * 1024
+    max_concurrent_streams: int = 256  # HTTP/2 streams per connection
+    keepalive_time_s: float = 30.0
+    keepalive_timeout_s: float = 10.0
+    min_ping_interval_s: float = 10.0
+    shutdown_grace_s: float = 5.0
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.port <= 65535:
+            raise ValueError(f"port must be 0-65535, got {self.port}")
+        if bool(self.tls_cert) != bool(self.tls_key):
+            raise ValueError("tls_cert and tls_key go together")
+        if self.tls_client_ca and not self.tls_cert:
+            raise ValueError("tls_client_ca (mutual TLS) needs tls_cert and tls_key")
+        for name in ("tls_cert", "tls_key", "tls_client_ca", "secret_file"):
+            path = getattr(self, name)
+            if path and not Path(path).is_file():
+                raise ValueError(f"{name}: no such file {path}")
+        if not self.is_loopback and not self.tls and not self.insecure:
+            raise ValueError(
+                f"refusing to listen on {self.host} without TLS: set tls_cert and tls_key, "
+                "or pass --insecure if a trusted proxy terminates TLS"
+            )
+        if not self.is_loopback and not self.secret_file:
+            raise ValueError(f"refusing to listen on {self.host} without a token secret_file")
+        if self.max_message_bytes < 1024:
+            raise ValueError(f"max_message_bytes must be >= 1024, got {self.max_message_bytes}")
+
+    @property
+    def tls(self) -> bool:
+        return bool(self.tls_cert)
+
+    @property
+    def is_loopback(self) -> bool:
+        return self.host in LOOPBACK or self.host.startswith("127.")
+
+    def read_secret(self) -> bytes | None:
+        if not self.secret_file:
+            return None
+        secret = Path(self.secret_file).read_bytes().strip()
+        if len(secret) < 32:
+            raise ValueError(f"secret_file {self.secret_file}: need at least 32 bytes")
+        return secret
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class EngineConfig:
+    server: ServerConfig = ServerConfig()
+    live: LiveConfig = LiveConfig()
+    vad: VadConfig = VadConfig()
+
     @classmethod
-    def from_mapping(cls, data: dict[str, Any]) -> Self:
-        """Build from a config file's table; unknown keys are an error, not ignored."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
+    def load(cls, path: str | Path | None = None, **server_overrides: Any) -> Self:
+        """From a TOML file with [server], [live] and [vad] tables (all optional)."""
+        data: dict[str, Any] = {}
+        if path is not None:
+            try:
+                with open(path, "rb") as f:
+                    data = tomllib.load(f)
+            except OSError as exc:
+                raise ValueError(f"{path}: {exc.strerror}") from None
+            except tomllib.TOMLDecodeError as exc:
+                raise ValueError(f"{path}: not valid TOML ({exc})") from None
+        unknown = sorted(set(data) - {"server", "live", "vad"})
         if unknown:
-            raise ValueError(f"unknown VAD setting(s): {', '.join(unknown)}")
-        return cls(**data)
+            raise ValueError(f"unknown table(s): {', '.join(unknown)}")
+        server = {
+            **data.get("server", {}),
+            **{k: v for k, v in server_overrides.items() if v is not None},
+        }
+        return cls(
+            server=_from_mapping(ServerConfig, "server", server),
+            live=_from_mapping(LiveConfig, "live", data.get("live", {})),
+            vad=_from_mapping(VadConfig, "vad", data.get("vad", {})),
+        )

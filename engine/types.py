@@ -42,3 +42,27 @@ class TrackInfo:
     sample_rate: int
     channels: int
     duration_s: float | None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ParticipantView:
+    """What a facilitator may see of one participant: a pseudonym and figures, no audio."""
+
+    participant_id: str
+    role: str
+    connected: bool
+    speaking: bool
+    speaking_s: float
+    share: float
+    since_last_spoke_s: float  # -1 until the participant first speaks
+    unknown_s: float
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class SessionView:
+    session_id: str
+    seq: int
+    session_ms: int
+    participants: tuple[ParticipantView, ...]
+    events: tuple[str, ...] = ()
+    final: bool = False

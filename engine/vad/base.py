@@ -104,6 +104,14 @@ class Hangover:
     def hops_seen(self) -> int:
         return int(self._state[kernels.H_T])
 
+    def open_segment(self) -> SpeechSegment | None:
+        """The segment in progress, once it is long enough to count, else None."""
+        st = self._state
+        if not st[kernels.H_SEG_OPEN]:
+            return None
+        start, end = int(st[kernels.H_SEG_START]), int(st[kernels.H_LAST_END])
+        return SpeechSegment(start, end) if end - start >= self.config.min_speech_hops else None
+
     @property
     def in_speech(self) -> bool:
         """True while a segment is open (speech now, or a gap not yet long enough to end it)."""

@@ -1,0 +1,197 @@
+"""One live stream's ingress: config validation, ordering by capture time, warnings.
+
+Frames are ordered by their capture timestamps in a small jitter buffer and
+released once they are older than the jitter window, so network jitter and
+reordering never create fake overlaps or silences. A hole in the timeline is
+"unknown", not silence. Nothing here decodes or analyses audio.
+"""
+
+from __future__ import annotations
+
+import heapq
+import re
+from collections import deque
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from engine.errors import StreamFormatError
+
+SESSION_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+MAX_REF_LEN = 256
+
+
+class Codec(StrEnum):
+    PCM16LE = "pcm16le"
+    OPUS = "opus"
+
+
+class Role(StrEnum):
+    PARTICIPANT = "participant"
+    FACILITATOR = "facilitator"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class StreamSpec:
+    """A validated StreamConfig, in domain terms."""
+
+    session_id: str
+    participant_ref: str
+    role: Role
+    codec: Codec
+    sample_rate: int
+    channels: int
+    affect_consent: bool = False
+    shared_microphone: bool = False
+    rtp_clock_rate: int = 0
+    rtp_timestamp_base: int = 0
+    rtp_base_capture_ms: int = 0
+
+    def __post_init__(self) -> None:
+        if not SESSION_ID.match(self.session_id):
+            raise StreamFormatError(
+                "session_id must be 1-128 characters of letters, digits and . _ : -"
+            )
+        if not self.participant_ref or len(self.participant_ref) > MAX_REF_LEN:
+            raise StreamFormatError(f"participant_ref must be 1-{MAX_REF_LEN} characters")
+        if not 8000 <= self.sample_rate <= 48000:
+            raise StreamFormatError(f"sample_rate_hz must be 8000-48000, got {self.sample_rate}")
+        if self.codec is Codec.OPUS and self.sample_rate not in (8000, 12000, 16000, 24000, 48000):
+            raise StreamFormatError(
+                f"sample_rate_hz {self.sample_rate} is not an Opus rate (8/12/16/24/48 kHz)"
+            )
+        if self.channels not in (1, 2):
+            raise StreamFormatError(f"channels must be 1 or 2, got {self.channels}")
+        if self.rtp_clock_rate and not 1000 <= self.rtp_clock_rate <= 192000:
+            raise StreamFormatError(
+                f"rtp_clock_rate must be 1000-192000, got {self.rtp_clock_rate}"
+            )
+
+
+class WarningKind(StrEnum):
+    SEQUENCE_GAP = "sequence_gap"
+    LATE_FRAME = "late_frame"
+    REORDERED = "reordered"
+    DUPLICATE = "duplicate"
+    CLOCK_SKEW = "clock_skew"
+
+
+@dataclass(frozen=True, slots=True)
+class StreamWarning:
+    kind: WarningKind
+    sequence: int
+    detail: str
+
+
+@dataclass(order=True, slots=True)
+class _Pending:
+    capture_ms: int
+    sequence: int
+    payload: bytes = field(compare=False)
+
+
+@dataclass(slots=True)
+class JitterBuffer:
+    """Orders frames by capture time; releases those older than the jitter window.
+
+    `backwards_tolerance_ms`: a frame this far behind the newest one seen is not
+    jitter but a broken clock, and is an error.
+    """
+
+    jitter_ms: int = 200
+    backwards_tolerance_ms: int = 2000
+    max_frames: int = 500
+    _heap: list[_Pending] = field(default_factory=list)
+    _newest_ms: int = -1
+    _released_ms: int = -1  # capture time of the last frame released
+    _max_seq: int = -1
+    _recent: deque[int] = field(default_factory=lambda: deque(maxlen=1024))
+    _recent_set: set[int] = field(default_factory=set)
+
+    def push(self, sequence: int, capture_ms: int, payload: bytes) -> list[StreamWarning]:
+        """Accept one frame; return warnings. Raises StreamFormatError for a broken clock."""
+        warnings: list[StreamWarning] = []
+        if sequence in self._recent_set:
+            return [StreamWarning(WarningKind.DUPLICATE, sequence, "sequence seen before; dropped")]
+        if self._newest_ms >= 0 and capture_ms < self._newest_ms - self.backwards_tolerance_ms:
+            raise StreamFormatError(
+                f"capture timestamps run backwards: frame {sequence} at {capture_ms} ms is "
+                f"{self._newest_ms - capture_ms} ms behind the newest frame "
+                f"(tolerance {self.backwards_tolerance_ms} ms)"
+            )
+        if capture_ms <= self._released_ms:
+            self._remember(sequence)
+            return [
+                StreamWarning(
+                    WarningKind.LATE_FRAME,
+                    sequence,
+                    f"arrived after {capture_ms} ms was analysed (jitter window "
+                    f"{self.jitter_ms} ms); dropped",
+                )
+            ]
+        if self._max_seq >= 0:
+            if sequence > self._max_seq + 1:
+                warnings.append(
+                    StreamWarning(
+                        WarningKind.SEQUENCE_GAP,
+                        sequence,
+                        f"{sequence - self._max_seq - 1} frame(s) missing before {sequence}",
+                    )
+                )
+            elif sequence < self._max_seq:
+                warnings.append(
+                    StreamWarning(WarningKind.REORDERED, sequence, "arrived out of order; used")
+                )
+        if len(self._heap) >= self.max_frames:
+            raise StreamFormatError(
+                f"more than {self.max_frames} frames buffered: capture timestamps are not "
+                "advancing with the audio"
+            )
+        self._remember(sequence)
+        self._max_seq = max(self._max_seq, sequence)
+        self._newest_ms = max(self._newest_ms, capture_ms)
+        heapq.heappush(self._heap, _Pending(capture_ms, sequence, payload))
+        return warnings
+
+    def _remember(self, sequence: int) -> None:
+        if len(self._recent) == self._recent.maxlen:
+            self._recent_set.discard(self._recent[0])
+        self._recent.append(sequence)
+        self._recent_set.add(sequence)
+
+    def release(self, *, drain: bool = False) -> list[tuple[int, int, bytes]]:
+        """Frames now older than the window (all of them when draining), in capture order."""
+        out = []
+        limit = self._newest_ms - self.jitter_ms
+        while self._heap and (drain or self._heap[0].capture_ms <= limit):
+            f = heapq.heappop(self._heap)
+            out.append((f.capture_ms, f.sequence, f.payload))
+            self._released_ms = f.capture_ms
+        return out
+
+    def __len__(self) -> int:
+        return len(self._heap)
+
+
+@dataclass(slots=True)
+class RtpClock:
+    """RTP timestamps (32-bit, wrapping) to capture ms on the session clock."""
+
+    clock_rate: int
+    base_ts: int
+    base_ms: int
+    _last: int | None = None
+    _unwrapped: int = 0
+
+    def to_ms(self, rtp_ts: int) -> int:
+        if self._last is None:
+            delta = (rtp_ts - self.base_ts) % (1 << 32)
+            if delta >= 1 << 31:
+                delta -= 1 << 32
+            self._unwrapped = delta
+        else:
+            step = (rtp_ts - self._last) % (1 << 32)
+            if step >= 1 << 31:
+                step -= 1 << 32
+            self._unwrapped += step
+        self._last = rtp_ts
+        return self.base_ms + (self._unwrapped * 1000) // self.clock_rate

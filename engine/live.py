@@ -1,0 +1,519 @@
+"""The live engine: streams in, per-session snapshots out.
+
+Ingest handlers only validate and queue frames (cheap, on the event loop). A
+tick task releases frames whose jitter window has passed and hands the work for
+*every* stream to one executor call: decode, reframe, and one batched VAD call
+across all streams of all sessions. Back on the loop, sessions compute their
+figures and publish snapshots. Only the executor touches decoders and pipelines,
+and only one executor call runs at a time, so no locks are needed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from engine.audio.decode import OpusDecoder, PcmDecoder
+from engine.config import LiveConfig, VadConfig
+from engine.errors import GroupsenseError, OverloadError, PayloadDecodeError, StreamFormatError
+from engine.ingest import Codec, JitterBuffer, RtpClock, StreamSpec, StreamWarning
+from engine.pipeline import ParticipantPipeline, finish, step
+from engine.privacy import Pseudonymizer
+from engine.publish import SignalHub
+from engine.signals import speaking_figures
+from engine.types import HOP, HOPS_PER_SECOND, ParticipantView, SessionView, SpeechSegment
+from engine.vad import VadBackend, make_backend
+
+log = logging.getLogger("groupsense.live")
+
+SAMPLES_PER_MS = 16
+CONTIGUOUS_TOLERANCE = 15 * SAMPLES_PER_MS  # timestamp rounding and clock jitter, in samples
+
+
+class NotFoundError(GroupsenseError):
+    grpc_status = "NOT_FOUND"
+
+
+class SessionEndedError(GroupsenseError):
+    grpc_status = "FAILED_PRECONDITION"
+
+
+class DrainingError(GroupsenseError):
+    grpc_status = "UNAVAILABLE"
+
+
+class ReplacedError(GroupsenseError):
+    grpc_status = "ABORTED"
+
+
+@dataclass(slots=True)
+class LiveParticipant:
+    """One participant's state. Holds its pseudonym, never the ref it came with."""
+
+    pid: str
+    spec: StreamSpec
+    pipeline: ParticipantPipeline
+    jitter: JitterBuffer
+    decoder: PcmDecoder | OpusDecoder
+    rtp: RtpClock | None = None
+    connection: int = 0  # increases with every (re)connect
+    connected: bool = True
+    error: GroupsenseError | None = None  # set by the executor; the handler aborts with it
+    frames_received: int = 0
+    last_sequence: int = 0
+    epoch_hop: int = 0  # session hop where the current pipeline epoch began
+    next_sample: int = -1  # session sample where the next decoded sample goes
+    closed: list[SpeechSegment] = field(default_factory=list)  # session hops
+    unknown_hops: int = 0
+    last_end_hop: int = -1
+    speaking: bool = False
+    needs_finish: bool = False  # the stream ended: finish its epoch on the next tick
+
+    def position_hop(self) -> int:
+        return max(self.next_sample, 0) // HOP
+
+    def segments_now(self) -> list[SpeechSegment]:
+        segs = list(self.closed)
+        open_seg = self.pipeline.hangover.open_segment()
+        if open_seg is not None:
+            segs.append(
+                SpeechSegment(open_seg.start + self.epoch_hop, open_seg.end + self.epoch_hop)
+            )
+        return segs
+
+
+@dataclass(slots=True)
+class LiveSession:
+    session_id: str
+    hub: SignalHub[SessionView]
+    participants: dict[str, LiveParticipant] = field(default_factory=dict)
+    seq: int = 0
+    last_publish: float = 0.0
+    events: list[str] = field(default_factory=list)
+    ended: bool = False
+    idle_since: float | None = None
+
+    def now_hop(self) -> int:
+        return max((p.position_hop() for p in self.participants.values()), default=0)
+
+
+@dataclass(frozen=True, slots=True)
+class StreamHandle:
+    session_id: str
+    pid: str
+    connection: int
+
+
+class LiveEngine:
+    """Owns sessions, the shared VAD backend, the executor and the tick loop."""
+
+    def __init__(
+        self,
+        config: LiveConfig,
+        vad: VadConfig,
+        *,
+        pseudonymizer: Pseudonymizer | None = None,
+        backend: VadBackend | None = None,
+    ) -> None:
+        self.config = config
+        self.vad = vad
+        self.backend = backend or make_backend(vad)
+        self.pseudonyms = pseudonymizer or Pseudonymizer()
+        self.sessions: dict[str, LiveSession] = {}
+        self.summaries: OrderedDict[str, SessionView] = OrderedDict()
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="groupsense-dsp")
+        self._tick_task: asyncio.Task[None] | None = None
+        self._draining = False
+        self.lag_ms = 0.0  # how far the last tick ran behind its schedule
+
+    # -- lifecycle -------------------------------------------------------------------
+    async def start(self) -> None:
+        """Warm up numba/ONNX before the first participant, then start ticking."""
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._executor, self._warm_up)
+        self._tick_task = asyncio.create_task(self._tick_loop(), name="groupsense-tick")
+
+    def _warm_up(self) -> None:
+        p = ParticipantPipeline.open("warm-up", self.backend, self.vad)
+        p.feed(np.zeros(HOP * 40, np.int16))
+        step(self.backend, [p])
+        finish(self.backend, p)
+
+    async def drain(self) -> None:
+        """Graceful shutdown: refuse new streams, process every buffered frame, end all
+        sessions with a final snapshot."""
+        self._draining = True
+        if self._tick_task is not None:
+            self._tick_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._tick_task
+            self._tick_task = None
+        for s in self.sessions.values():
+            for p in s.participants.values():
+                p.connected = False
+                p.needs_finish = True
+        await self._process(drain=True)
+        for sid in list(self.sessions):
+            self._end(sid, reason="server shutting down")
+        self._executor.shutdown(wait=True)
+
+    # -- ingest ----------------------------------------------------------------------
+    def open_stream(self, spec: StreamSpec) -> StreamHandle:
+        if self._draining:
+            raise DrainingError("server is shutting down; reconnect to another replica")
+        if spec.session_id in self.summaries:
+            raise SessionEndedError(f"session {spec.session_id} has ended")
+        session = self.sessions.get(spec.session_id)
+        if session is None:
+            if len(self.sessions) >= self.config.max_sessions:
+                raise OverloadError(f"session limit reached ({self.config.max_sessions})")
+            session = LiveSession(spec.session_id, SignalHub(self.config.subscriber_queue))
+            self.sessions[spec.session_id] = session
+        pid = self.pseudonyms.pseudonym(spec.session_id, spec.participant_ref)
+        spec = dataclasses.replace(spec, participant_ref=pid)  # the ref goes no further
+        p = session.participants.get(pid)
+        if p is None:
+            live_streams = sum(len(s.participants) for s in self.sessions.values())
+            if len(session.participants) >= self.config.max_streams_per_session:
+                raise OverloadError(
+                    f"stream limit per session reached ({self.config.max_streams_per_session})"
+                )
+            if live_streams >= self.config.max_streams:
+                raise OverloadError(f"stream limit reached ({self.config.max_streams})")
+            p = LiveParticipant(
+                pid=pid,
+                spec=spec,
+                pipeline=ParticipantPipeline.open(pid, self.backend, self.vad),
+                jitter=self._jitter(),
+                decoder=_decoder(spec),
+            )
+            session.participants[pid] = p
+            session.events.append(f"{pid} joined")
+        else:
+            if (p.spec.codec, p.spec.sample_rate, p.spec.channels) != (
+                spec.codec,
+                spec.sample_rate,
+                spec.channels,
+            ):
+                p.decoder = _decoder(spec)  # a reconnect may change format; a stream may not
+            p.spec = spec
+            p.connection += 1
+            p.connected = True
+            p.error = None
+            p.jitter = self._jitter()
+            p.needs_finish = False
+            session.events.append(f"{pid} reconnected")
+        p.rtp = (
+            RtpClock(spec.rtp_clock_rate, spec.rtp_timestamp_base, spec.rtp_base_capture_ms)
+            if spec.rtp_clock_rate
+            else None
+        )
+        session.idle_since = None
+        return StreamHandle(spec.session_id, pid, p.connection)
+
+    def _jitter(self) -> JitterBuffer:
+        c = self.config
+        return JitterBuffer(jitter_ms=c.jitter_ms, backwards_tolerance_ms=c.backwards_tolerance_ms)
+
+    def participant(self, handle: StreamHandle) -> LiveParticipant:
+        session = self.sessions.get(handle.session_id)
+        if session is None or session.ended:
+            raise SessionEndedError(f"session {handle.session_id} has ended")
+        p = session.participants[handle.pid]
+        if p.connection != handle.connection:
+            raise ReplacedError("replaced by a newer stream for this participant")
+        if p.error is not None:
+            raise p.error
+        return p
+
+    def push_frame(
+        self,
+        handle: StreamHandle,
+        sequence: int,
+        capture_ms: int | None,
+        rtp_timestamp: int | None,
+        payload: bytes,
+    ) -> list[StreamWarning]:
+        p = self.participant(handle)
+        if capture_ms is None:
+            if rtp_timestamp is None or p.rtp is None:
+                raise StreamFormatError(
+                    "frame has no capture_ms, and rtp_timestamp needs rtp_clock_rate in the config"
+                    if p.rtp is None
+                    else "frame has neither capture_ms nor rtp_timestamp"
+                )
+            capture_ms = p.rtp.to_ms(rtp_timestamp)
+        _check_payload(p.spec, payload, self.config.max_frame_ms)
+        warnings = p.jitter.push(sequence, capture_ms, payload)
+        p.frames_received += 1
+        p.last_sequence = max(p.last_sequence, sequence)
+        return warnings
+
+    def close_stream(self, handle: StreamHandle) -> None:
+        session = self.sessions.get(handle.session_id)
+        if session is None:
+            return
+        p = session.participants.get(handle.pid)
+        if p is None or p.connection != handle.connection:
+            return
+        p.connected = False
+        p.needs_finish = True
+        session.events.append(f"{p.pid} disconnected")
+        if not any(q.connected for q in session.participants.values()):
+            session.idle_since = time.monotonic()
+
+    def processed_ms(self, handle: StreamHandle) -> int:
+        p = self.sessions[handle.session_id].participants[handle.pid]
+        return max(p.next_sample, 0) // SAMPLES_PER_MS
+
+    # -- signals -----------------------------------------------------------------------
+    async def subscribe(self, session_id: str) -> AsyncIterator[SessionView]:
+        session = self.sessions.get(session_id)
+        if session is None:
+            if session_id in self.summaries:
+                yield self.summaries[session_id]
+                return
+            raise NotFoundError(f"no active session {session_id!r}")
+        async for view in session.hub.subscribe(first=self._view(session, events=())):
+            yield view
+
+    def list_sessions(self) -> list[SessionView]:
+        return [self._view(s, events=()) for s in self.sessions.values()]
+
+    def summary(self, session_id: str) -> SessionView:
+        if session_id in self.summaries:
+            return self.summaries[session_id]
+        if session_id in self.sessions:
+            raise SessionEndedError(f"session {session_id!r} is still active; end it first")
+        raise NotFoundError(f"no session {session_id!r}")
+
+    async def end_session(self, session_id: str) -> SessionView:
+        if session_id not in self.sessions:
+            if session_id in self.summaries:
+                return self.summaries[session_id]
+            raise NotFoundError(f"no active session {session_id!r}")
+        for p in self.sessions[session_id].participants.values():
+            p.needs_finish = True
+        await self._process(drain=True, only=session_id)
+        return self._end(session_id, reason="ended")
+
+    def _end(self, session_id: str, reason: str) -> SessionView:
+        session = self.sessions.pop(session_id)
+        session.ended = True
+        for p in session.participants.values():
+            p.connected = False
+        view = self._view(session, events=(f"session {reason}",), final=True)
+        session.hub.publish(view)
+        session.hub.close()
+        self.summaries[session_id] = view
+        while len(self.summaries) > self.config.max_summaries:
+            self.summaries.popitem(last=False)
+        for p in session.participants.values():
+            p.pipeline.reset()  # let go of any buffered audio now
+        return view
+
+    def _view(self, s: LiveSession, events: tuple[str, ...], final: bool = False) -> SessionView:
+        now = s.now_hop()
+        segs = {pid: p.segments_now() for pid, p in s.participants.items()}
+        figures = speaking_figures(segs, now)
+        views = []
+        for pid, p in s.participants.items():
+            last_end = max((seg.end for seg in segs[pid]), default=-1)
+            if p.speaking:
+                since = 0.0
+            elif last_end < 0:
+                since = -1.0
+            else:
+                since = max(now - last_end, 0) / HOPS_PER_SECOND
+            unknown = p.unknown_hops + (0 if p.connected else max(now - p.position_hop(), 0))
+            views.append(
+                ParticipantView(
+                    participant_id=pid,
+                    role=p.spec.role.value,
+                    connected=p.connected,
+                    speaking=p.speaking,
+                    speaking_s=figures[pid].speaking_s,
+                    share=figures[pid].share,
+                    since_last_spoke_s=since,
+                    unknown_s=unknown / HOPS_PER_SECOND,
+                )
+            )
+        return SessionView(
+            session_id=s.session_id,
+            seq=s.seq,
+            session_ms=now * 10,
+            participants=tuple(views),
+            events=events,
+            final=final,
+        )
+
+    # -- the tick ----------------------------------------------------------------------
+    async def _tick_loop(self) -> None:
+        period = self.config.tick_ms / 1000
+        next_at = time.monotonic()
+        while True:
+            next_at += period
+            await self._process()
+            self._publish_due()
+            self._expire_idle()
+            delay = next_at - time.monotonic()
+            self.lag_ms = max(-delay * 1000, 0.0)
+            if delay < 0:
+                next_at = time.monotonic()
+                delay = 0
+            await asyncio.sleep(delay)
+
+    async def _process(self, *, drain: bool = False, only: str | None = None) -> None:
+        work: list[tuple[LiveParticipant, list[tuple[int, int, bytes]], bool]] = []
+        for sid, s in self.sessions.items():
+            if only is not None and sid != only:
+                continue
+            for p in s.participants.values():
+                frames = p.jitter.release(drain=drain or p.needs_finish)
+                if frames or p.needs_finish:
+                    work.append((p, frames, p.needs_finish))
+                    p.needs_finish = False
+        if not work:
+            return
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._executor, self._analyse, work)
+        for s in self.sessions.values():
+            for p in s.participants.values():
+                was = p.speaking
+                p.speaking = p.pipeline.hangover.open_segment() is not None
+                if p.speaking != was:
+                    s.events.append(f"{p.pid} {'started' if p.speaking else 'stopped'} speaking")
+
+    def _analyse(
+        self, work: list[tuple[LiveParticipant, list[tuple[int, int, bytes]], bool]]
+    ) -> None:
+        """Executor side: decode, place on the session timeline, one batched VAD step."""
+        for p, frames, _ in work:
+            for capture_ms, sequence, payload in frames:
+                try:
+                    pcm = p.decoder.decode(payload)
+                except PayloadDecodeError as exc:
+                    p.error = PayloadDecodeError(f"frame {sequence}: {exc}")
+                    break
+                if pcm.size:
+                    self._place(p, capture_ms * SAMPLES_PER_MS, pcm)
+        step(self.backend, [p.pipeline for p, _, _ in work])
+        for p, _, ending in work:
+            self._collect(p)
+            if ending:
+                self._end_epoch(p)
+
+    def _place(self, p: LiveParticipant, start: int, pcm: np.ndarray) -> None:
+        if p.next_sample < 0:
+            p.unknown_hops += start // HOP  # joined late: before that, unknown
+            p.epoch_hop = start // HOP
+            p.next_sample = p.epoch_hop * HOP
+        elif start > p.next_sample + CONTIGUOUS_TOLERANCE:
+            self._end_epoch(p)
+            gap_hops = (start - p.next_sample) // HOP
+            p.unknown_hops += gap_hops
+            p.epoch_hop = p.next_sample // HOP + gap_hops
+            p.next_sample = p.epoch_hop * HOP
+        elif start < p.next_sample - CONTIGUOUS_TOLERANCE:
+            overlap = p.next_sample - start
+            if overlap >= pcm.shape[0]:
+                return
+            pcm = pcm[overlap:]
+        p.pipeline.feed(pcm)
+        p.next_sample += pcm.shape[0]
+
+    def _collect(self, p: LiveParticipant) -> None:
+        if p.pipeline.segments:
+            for seg in p.pipeline.segments:
+                p.closed.append(SpeechSegment(seg.start + p.epoch_hop, seg.end + p.epoch_hop))
+            p.last_end_hop = p.closed[-1].end
+            p.pipeline.segments.clear()
+
+    def _end_epoch(self, p: LiveParticipant) -> None:
+        """A gap or a disconnect: close what is open, restart the stream state."""
+        if p.next_sample < 0:
+            return
+        finish(self.backend, p.pipeline)
+        self._collect(p)
+        p.next_sample = (p.epoch_hop + p.pipeline.hops_in) * HOP
+        p.pipeline.reset()
+        p.epoch_hop = p.next_sample // HOP
+
+    def _publish_due(self) -> None:
+        now = time.monotonic()
+        for s in self.sessions.values():
+            if s.events or now - s.last_publish >= self.config.snapshot_interval_s:
+                s.seq += 1
+                s.hub.publish(self._view(s, events=tuple(s.events)))
+                s.events.clear()
+                s.last_publish = now
+
+    def _expire_idle(self) -> None:
+        now = time.monotonic()
+        for sid, s in list(self.sessions.items()):
+            if s.idle_since is not None and now - s.idle_since >= self.config.idle_session_s:
+                self._end(sid, reason="ended after every participant left")
+
+
+def _decoder(spec: StreamSpec) -> PcmDecoder | OpusDecoder:
+    if spec.codec is Codec.OPUS:
+        return OpusDecoder(spec.sample_rate, spec.channels)
+    return PcmDecoder(spec.sample_rate, spec.channels)
+
+
+def _check_payload(spec: StreamSpec, payload: bytes, max_frame_ms: int) -> None:
+    if not payload:
+        raise PayloadDecodeError("empty payload")
+    if spec.codec is Codec.PCM16LE:
+        width = 2 * spec.channels
+        if len(payload) % width:
+            raise PayloadDecodeError(
+                f"PCM16LE payload of {len(payload)} bytes is not a whole number of "
+                f"{spec.channels}-channel samples"
+            )
+        ms = len(payload) // width * 1000 / spec.sample_rate
+        if ms > max_frame_ms:
+            raise StreamFormatError(f"frame of {ms:.0f} ms exceeds the {max_frame_ms} ms limit")
+    else:
+        ms = opus_packet_ms(payload)
+        if ms > max_frame_ms:
+            raise StreamFormatError(f"frame of {ms:.0f} ms exceeds the {max_frame_ms} ms limit")
+
+
+_OPUS_FRAME_MS = (
+    [10, 20, 40, 60] * 3  # SILK NB/MB/WB
+    + [10, 20] * 2  # hybrid SWB/FB
+    + [2.5, 5, 10, 20] * 4  # CELT
+)
+
+
+def opus_packet_ms(packet: bytes) -> float:
+    """Duration of an Opus packet from its TOC byte (RFC 6716 section 3.1); checks framing."""
+    toc = packet[0]
+    frame_ms = _OPUS_FRAME_MS[toc >> 3]
+    code = toc & 3
+    if code == 0:
+        count = 1
+    elif code in (1, 2):
+        count = 2
+        if code == 1 and (len(packet) - 1) % 2:
+            raise PayloadDecodeError("Opus packet (code 1) has an odd payload length")
+    else:
+        if len(packet) < 2:
+            raise PayloadDecodeError("Opus packet (code 3) is missing its frame count byte")
+        count = packet[1] & 0x3F
+        if count == 0:
+            raise PayloadDecodeError("Opus packet (code 3) declares zero frames")
+    total = frame_ms * count
+    if total > 120:
+        raise PayloadDecodeError(f"Opus packet of {total} ms exceeds the 120 ms RFC 6716 limit")
+    return float(total)

@@ -1,0 +1,405 @@
+"""The gRPC face of the engine (grpc.aio): servicers only translate.
+
+Protobuf in -> domain types -> LiveEngine; domain results -> protobuf out. Also:
+the auth interceptor, health and reflection services, TLS, limits, keepalive
+enforcement and graceful shutdown. Nothing here analyses audio.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1._async import HealthServicer
+from grpc_reflection.v1alpha import reflection
+
+from engine.auth import AuthError, Claims, ForbiddenError, TokenRole, bearer, verify_token
+from engine.config import EngineConfig
+from engine.errors import GroupsenseError, StreamFormatError
+from engine.ingest import Codec, Role, StreamSpec, StreamWarning
+from engine.live import LiveEngine, StreamHandle
+from engine.privacy import Pseudonymizer
+from engine.types import ParticipantView, SessionView
+from groupsense.v1 import groupsense_pb2 as pb
+from groupsense.v1 import groupsense_pb2_grpc as pb_grpc
+
+log = logging.getLogger("groupsense.server")
+
+_SVC = "/groupsense.v1."
+METHOD_ROLES: dict[str, TokenRole] = {
+    f"{_SVC}IngestService/StreamAudio": TokenRole.INGEST,
+    f"{_SVC}SignalService/Subscribe": TokenRole.FACILITATOR,
+    f"{_SVC}SessionService/ListSessions": TokenRole.FACILITATOR,
+    f"{_SVC}SessionService/EndSession": TokenRole.FACILITATOR,
+    f"{_SVC}SessionService/GetSummary": TokenRole.FACILITATOR,
+}
+ACK_INTERVAL_S = 1.0
+_STATUS = {name: getattr(grpc.StatusCode, name) for name in grpc.StatusCode.__members__}
+
+
+def _code(exc: Exception) -> grpc.StatusCode:
+    return _STATUS.get(getattr(exc, "grpc_status", "INTERNAL"), grpc.StatusCode.INTERNAL)
+
+
+class Auth:
+    """Token checks. With no secret configured (loopback-only use) everyone may do anything."""
+
+    def __init__(self, secret: bytes | None) -> None:
+        self.secret = secret
+
+    @property
+    def enabled(self) -> bool:
+        return self.secret is not None
+
+    def claims(self, metadata: Any) -> Claims | None:
+        if self.secret is None:
+            return None
+        return verify_token(self.secret, bearer(tuple(metadata or ())))
+
+    def check_method(self, method: str, metadata: Any) -> None:
+        required = METHOD_ROLES.get(method)
+        if required is None or self.secret is None:
+            return
+        claims = self.claims(metadata)
+        if claims is not None and claims.role is not required:
+            raise ForbiddenError(
+                f"a {claims.role.value} token may not call {method.rsplit('/', 1)[-1]}"
+            )
+
+    def check_session(self, context: grpc.aio.ServicerContext, session_id: str) -> None:
+        claims = self.claims(context.invocation_metadata())
+        if claims is not None and not claims.may_access(session_id):
+            raise ForbiddenError(f"this token does not grant access to session {session_id!r}")
+
+    def visible(self, context: grpc.aio.ServicerContext, session_id: str) -> bool:
+        claims = self.claims(context.invocation_metadata())
+        return claims is None or claims.may_access(session_id)
+
+
+class AuthInterceptor(grpc.aio.ServerInterceptor):
+    """Authenticates every call to our services and enforces the role per method."""
+
+    def __init__(self, auth: Auth) -> None:
+        self._auth = auth
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        try:
+            self._auth.check_method(details.method, details.invocation_metadata)
+        except (AuthError, ForbiddenError) as exc:
+            return _deny(details.method, _code(exc), str(exc))
+        return await continuation(details)
+
+
+def _deny(method: str, code: grpc.StatusCode, message: str) -> grpc.RpcMethodHandler:
+    async def unary(_req: Any, context: grpc.aio.ServicerContext) -> Any:
+        await context.abort(code, message)
+
+    async def streaming(_req: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        await context.abort(code, message)
+        yield  # pragma: no cover - makes this an async generator
+
+    if method.endswith("/StreamAudio"):
+        return grpc.stream_stream_rpc_method_handler(streaming)
+    if method.endswith("/Subscribe"):
+        return grpc.unary_stream_rpc_method_handler(streaming)
+    return grpc.unary_unary_rpc_method_handler(unary)
+
+
+# -- translation -----------------------------------------------------------------------
+_CODECS = {pb.CODEC_PCM16LE: Codec.PCM16LE, pb.CODEC_OPUS: Codec.OPUS}
+_ROLES = {pb.ROLE_PARTICIPANT: Role.PARTICIPANT, pb.ROLE_FACILITATOR: Role.FACILITATOR}
+_ROLE_PB = {
+    Role.PARTICIPANT.value: pb.ROLE_PARTICIPANT,
+    Role.FACILITATOR.value: pb.ROLE_FACILITATOR,
+}
+_WARN_PB = {
+    "sequence_gap": pb.StreamWarning.SEQUENCE_GAP,
+    "late_frame": pb.StreamWarning.LATE_FRAME,
+    "reordered": pb.StreamWarning.REORDERED,
+    "duplicate": pb.StreamWarning.DUPLICATE,
+    "clock_skew": pb.StreamWarning.CLOCK_SKEW,
+}
+
+
+def spec_from_pb(c: pb.StreamConfig) -> StreamSpec:
+    if c.codec not in _CODECS:
+        raise StreamFormatError(
+            f"config.codec: unknown codec {c.codec}; use CODEC_PCM16LE or CODEC_OPUS"
+        )
+    if c.role not in _ROLES:
+        raise StreamFormatError("config.role: set ROLE_PARTICIPANT or ROLE_FACILITATOR")
+    try:
+        return StreamSpec(
+            session_id=c.session_id,
+            participant_ref=c.participant_ref,
+            role=_ROLES[c.role],
+            codec=_CODECS[c.codec],
+            sample_rate=c.sample_rate_hz,
+            channels=c.channels,
+            affect_consent=c.affect_consent,
+            shared_microphone=c.shared_microphone,
+            rtp_clock_rate=c.rtp_clock_rate,
+            rtp_timestamp_base=c.rtp_timestamp_base,
+            rtp_base_capture_ms=c.rtp_base_capture_ms,
+        )
+    except StreamFormatError as exc:
+        raise StreamFormatError(f"config: {exc}") from None
+
+
+def participant_pb(v: ParticipantView) -> pb.ParticipantSignals:
+    return pb.ParticipantSignals(
+        participant_id=v.participant_id,
+        role=_ROLE_PB[v.role],
+        connected=v.connected,
+        speaking=v.speaking,
+        speaking_s=v.speaking_s,
+        share=v.share,
+        since_last_spoke_s=v.since_last_spoke_s,
+        unknown_s=v.unknown_s,
+    )
+
+
+def snapshot_pb(v: SessionView) -> pb.SessionSnapshot:
+    return pb.SessionSnapshot(
+        session_id=v.session_id,
+        snapshot_seq=v.seq,
+        session_ms=v.session_ms,
+        participants=[participant_pb(p) for p in v.participants],
+        events=list(v.events),
+        final=v.final,
+    )
+
+
+def summary_pb(v: SessionView) -> pb.SessionSummary:
+    return pb.SessionSummary(
+        session_id=v.session_id,
+        duration_ms=v.session_ms,
+        participants=[participant_pb(p) for p in v.participants],
+    )
+
+
+def _warnings_pb(warnings: list[StreamWarning]) -> list[pb.StreamWarning]:
+    return [
+        pb.StreamWarning(kind=_WARN_PB[w.kind.value], sequence=w.sequence, detail=w.detail)
+        for w in warnings
+    ]
+
+
+# -- servicers -------------------------------------------------------------------------
+class IngestServicer(pb_grpc.IngestServiceServicer):
+    def __init__(self, engine: LiveEngine, auth: Auth) -> None:
+        self.engine = engine
+        self.auth = auth
+
+    async def StreamAudio(
+        self, request_iterator: AsyncIterator[pb.IngestRequest], context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.IngestResponse]:
+        handle: StreamHandle | None = None
+        try:
+            first = await anext(aiter(request_iterator), None)
+            if first is None:
+                return
+            if first.WhichOneof("message") != "config":
+                await context.abort(
+                    grpc.StatusCode.FAILED_PRECONDITION,
+                    "the first message of StreamAudio must be a StreamConfig",
+                )
+            spec = spec_from_pb(first.config)
+            self.auth.check_session(context, spec.session_id)
+            handle = self.engine.open_stream(spec)
+            yield pb.IngestResponse(participant_id=handle.pid)
+            last_ack = time.monotonic()
+            async for req in request_iterator:
+                if req.WhichOneof("message") != "frame":
+                    raise StreamFormatError("a StreamConfig may only be the first message")
+                f = req.frame
+                ts = f.WhichOneof("timestamp")
+                warnings = self.engine.push_frame(
+                    handle,
+                    f.sequence,
+                    f.capture_ms if ts == "capture_ms" else None,
+                    f.rtp_timestamp if ts == "rtp_timestamp" else None,
+                    f.payload,
+                )
+                now = time.monotonic()
+                if warnings or now - last_ack >= ACK_INTERVAL_S:
+                    last_ack = now
+                    yield self._ack(handle, warnings)
+            # Client finished sending: the final acknowledgement.
+            yield self._ack(handle, [])
+        except (GroupsenseError, AuthError, ForbiddenError) as exc:
+            await context.abort(_code(exc), str(exc))
+        finally:
+            if handle is not None:
+                self.engine.close_stream(handle)
+
+    def _ack(self, handle: StreamHandle, warnings: list[StreamWarning]) -> pb.IngestResponse:
+        p = self.engine.participant(handle)
+        return pb.IngestResponse(
+            participant_id=handle.pid,
+            frames_received=p.frames_received,
+            last_sequence=p.last_sequence,
+            processed_ms=self.engine.processed_ms(handle),
+            warnings=_warnings_pb(warnings),
+        )
+
+
+class SignalServicer(pb_grpc.SignalServiceServicer):
+    def __init__(self, engine: LiveEngine, auth: Auth) -> None:
+        self.engine = engine
+        self.auth = auth
+
+    async def Subscribe(
+        self, request: pb.SubscribeRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.SessionSnapshot]:
+        try:
+            self.auth.check_session(context, request.session_id)
+            async for view in self.engine.subscribe(request.session_id):
+                yield snapshot_pb(view)
+        except (GroupsenseError, AuthError, ForbiddenError) as exc:
+            await context.abort(_code(exc), str(exc))
+
+
+class SessionServicer(pb_grpc.SessionServiceServicer):
+    def __init__(self, engine: LiveEngine, auth: Auth) -> None:
+        self.engine = engine
+        self.auth = auth
+
+    async def ListSessions(
+        self, request: pb.ListSessionsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListSessionsResponse:
+        return pb.ListSessionsResponse(
+            sessions=[
+                pb.SessionInfo(
+                    session_id=v.session_id,
+                    participants=len(v.participants),
+                    session_ms=v.session_ms,
+                    active=True,
+                )
+                for v in self.engine.list_sessions()
+                if self.auth.visible(context, v.session_id)
+            ]
+        )
+
+    async def EndSession(
+        self, request: pb.EndSessionRequest, context: grpc.aio.ServicerContext
+    ) -> pb.SessionSummary:
+        try:
+            self.auth.check_session(context, request.session_id)
+            return summary_pb(await self.engine.end_session(request.session_id))
+        except (GroupsenseError, AuthError, ForbiddenError) as exc:
+            await context.abort(_code(exc), str(exc))
+            raise  # unreachable: abort raises
+
+    async def GetSummary(
+        self, request: pb.GetSummaryRequest, context: grpc.aio.ServicerContext
+    ) -> pb.SessionSummary:
+        try:
+            self.auth.check_session(context, request.session_id)
+            return summary_pb(self.engine.summary(request.session_id))
+        except (GroupsenseError, AuthError, ForbiddenError) as exc:
+            await context.abort(_code(exc), str(exc))
+            raise
+
+
+# -- the server ------------------------------------------------------------------------
+class Server:
+    """A running groupsense server; `await stop()` drains and shuts down gracefully."""
+
+    def __init__(self, config: EngineConfig) -> None:
+        self.config = config
+        secret = config.server.read_secret()
+        self.auth = Auth(secret)
+        self.engine = LiveEngine(config.live, config.vad, pseudonymizer=Pseudonymizer(secret))
+        self.health = HealthServicer()
+        self._server: grpc.aio.Server | None = None
+        self.port = 0
+
+    def _options(self) -> list[tuple[str, Any]]:
+        s = self.config.server
+        return [
+            ("grpc.max_receive_message_length", s.max_message_bytes),
+            ("grpc.max_send_message_length", 4 * 1024 * 1024),
+            ("grpc.max_concurrent_streams", s.max_concurrent_streams),
+            ("grpc.keepalive_time_ms", int(s.keepalive_time_s * 1000)),
+            ("grpc.keepalive_timeout_ms", int(s.keepalive_timeout_s * 1000)),
+            ("grpc.keepalive_permit_without_calls", 1),
+            ("grpc.http2.min_ping_interval_without_data_ms", int(s.min_ping_interval_s * 1000)),
+            ("grpc.http2.max_ping_strikes", 2),
+            ("grpc.so_reuseport", 0),
+        ]
+
+    async def start(self) -> int:
+        s = self.config.server
+        await self.engine.start()
+        server = grpc.aio.server(interceptors=[AuthInterceptor(self.auth)], options=self._options())
+        pb_grpc.add_IngestServiceServicer_to_server(IngestServicer(self.engine, self.auth), server)
+        pb_grpc.add_SignalServiceServicer_to_server(SignalServicer(self.engine, self.auth), server)
+        pb_grpc.add_SessionServiceServicer_to_server(
+            SessionServicer(self.engine, self.auth), server
+        )
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
+        names = [
+            pb.DESCRIPTOR.services_by_name[n].full_name
+            for n in ("IngestService", "SignalService", "SessionService")
+        ]
+        reflection.enable_server_reflection(
+            [
+                *names,
+                health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+                reflection.SERVICE_NAME,
+            ],
+            server,
+        )
+        address = (
+            f"[{s.host.strip('[]')}]:{s.port}"
+            if ":" in s.host.strip("[]")
+            else f"{s.host}:{s.port}"
+        )
+        if s.tls:
+            creds = grpc.ssl_server_credentials(
+                [(_read(s.tls_key), _read(s.tls_cert))],
+                root_certificates=_read(s.tls_client_ca) if s.tls_client_ca else None,
+                require_client_auth=bool(s.tls_client_ca),
+            )
+            self.port = server.add_secure_port(address, creds)
+        else:
+            self.port = server.add_insecure_port(address)
+        if self.port == 0:
+            raise OSError(f"could not listen on {address}")
+        await server.start()
+        self._server = server
+        for name in ["", *names]:
+            await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        log.info("listening on %s:%d (%s)", s.host, self.port, "TLS" if s.tls else "plaintext")
+        return self.port
+
+    async def stop(self) -> None:
+        """Drain: refuse new streams, process what is buffered, send final snapshots."""
+        if self._server is None:
+            return
+        await self.health.enter_graceful_shutdown()
+        await self.engine.drain()
+        await asyncio.sleep(0.05)  # let subscribers receive their final snapshots
+        await self._server.stop(self.config.server.shutdown_grace_s)
+        self._server = None
+
+    async def wait(self) -> None:
+        if self._server is not None:
+            await self._server.wait_for_termination()
+
+
+def _read(path: str | None) -> bytes:
+    if path is None:
+        raise ValueError("missing path")
+    with open(path, "rb") as f:
+        return f.read()

@@ -1,0 +1,196 @@
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class Role(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    ROLE_UNSPECIFIED: _ClassVar[Role]
+    ROLE_PARTICIPANT: _ClassVar[Role]
+    ROLE_FACILITATOR: _ClassVar[Role]
+
+class Codec(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    CODEC_UNSPECIFIED: _ClassVar[Codec]
+    CODEC_PCM16LE: _ClassVar[Codec]
+    CODEC_OPUS: _ClassVar[Codec]
+ROLE_UNSPECIFIED: Role
+ROLE_PARTICIPANT: Role
+ROLE_FACILITATOR: Role
+CODEC_UNSPECIFIED: Codec
+CODEC_PCM16LE: Codec
+CODEC_OPUS: Codec
+
+class StreamConfig(_message.Message):
+    __slots__ = ("session_id", "participant_ref", "role", "codec", "sample_rate_hz", "channels", "affect_consent", "shared_microphone", "rtp_clock_rate", "rtp_timestamp_base", "rtp_base_capture_ms")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    PARTICIPANT_REF_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    CODEC_FIELD_NUMBER: _ClassVar[int]
+    SAMPLE_RATE_HZ_FIELD_NUMBER: _ClassVar[int]
+    CHANNELS_FIELD_NUMBER: _ClassVar[int]
+    AFFECT_CONSENT_FIELD_NUMBER: _ClassVar[int]
+    SHARED_MICROPHONE_FIELD_NUMBER: _ClassVar[int]
+    RTP_CLOCK_RATE_FIELD_NUMBER: _ClassVar[int]
+    RTP_TIMESTAMP_BASE_FIELD_NUMBER: _ClassVar[int]
+    RTP_BASE_CAPTURE_MS_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    participant_ref: str
+    role: Role
+    codec: Codec
+    sample_rate_hz: int
+    channels: int
+    affect_consent: bool
+    shared_microphone: bool
+    rtp_clock_rate: int
+    rtp_timestamp_base: int
+    rtp_base_capture_ms: int
+    def __init__(self, session_id: _Optional[str] = ..., participant_ref: _Optional[str] = ..., role: _Optional[_Union[Role, str]] = ..., codec: _Optional[_Union[Codec, str]] = ..., sample_rate_hz: _Optional[int] = ..., channels: _Optional[int] = ..., affect_consent: _Optional[bool] = ..., shared_microphone: _Optional[bool] = ..., rtp_clock_rate: _Optional[int] = ..., rtp_timestamp_base: _Optional[int] = ..., rtp_base_capture_ms: _Optional[int] = ...) -> None: ...
+
+class AudioFrame(_message.Message):
+    __slots__ = ("sequence", "capture_ms", "rtp_timestamp", "payload")
+    SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    CAPTURE_MS_FIELD_NUMBER: _ClassVar[int]
+    RTP_TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
+    PAYLOAD_FIELD_NUMBER: _ClassVar[int]
+    sequence: int
+    capture_ms: int
+    rtp_timestamp: int
+    payload: bytes
+    def __init__(self, sequence: _Optional[int] = ..., capture_ms: _Optional[int] = ..., rtp_timestamp: _Optional[int] = ..., payload: _Optional[bytes] = ...) -> None: ...
+
+class IngestRequest(_message.Message):
+    __slots__ = ("config", "frame")
+    CONFIG_FIELD_NUMBER: _ClassVar[int]
+    FRAME_FIELD_NUMBER: _ClassVar[int]
+    config: StreamConfig
+    frame: AudioFrame
+    def __init__(self, config: _Optional[_Union[StreamConfig, _Mapping]] = ..., frame: _Optional[_Union[AudioFrame, _Mapping]] = ...) -> None: ...
+
+class StreamWarning(_message.Message):
+    __slots__ = ("kind", "sequence", "detail")
+    class Kind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        KIND_UNSPECIFIED: _ClassVar[StreamWarning.Kind]
+        SEQUENCE_GAP: _ClassVar[StreamWarning.Kind]
+        LATE_FRAME: _ClassVar[StreamWarning.Kind]
+        REORDERED: _ClassVar[StreamWarning.Kind]
+        DUPLICATE: _ClassVar[StreamWarning.Kind]
+        CLOCK_SKEW: _ClassVar[StreamWarning.Kind]
+    KIND_UNSPECIFIED: StreamWarning.Kind
+    SEQUENCE_GAP: StreamWarning.Kind
+    LATE_FRAME: StreamWarning.Kind
+    REORDERED: StreamWarning.Kind
+    DUPLICATE: StreamWarning.Kind
+    CLOCK_SKEW: StreamWarning.Kind
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
+    kind: StreamWarning.Kind
+    sequence: int
+    detail: str
+    def __init__(self, kind: _Optional[_Union[StreamWarning.Kind, str]] = ..., sequence: _Optional[int] = ..., detail: _Optional[str] = ...) -> None: ...
+
+class IngestResponse(_message.Message):
+    __slots__ = ("participant_id", "frames_received", "last_sequence", "processed_ms", "warnings")
+    PARTICIPANT_ID_FIELD_NUMBER: _ClassVar[int]
+    FRAMES_RECEIVED_FIELD_NUMBER: _ClassVar[int]
+    LAST_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    PROCESSED_MS_FIELD_NUMBER: _ClassVar[int]
+    WARNINGS_FIELD_NUMBER: _ClassVar[int]
+    participant_id: str
+    frames_received: int
+    last_sequence: int
+    processed_ms: int
+    warnings: _containers.RepeatedCompositeFieldContainer[StreamWarning]
+    def __init__(self, participant_id: _Optional[str] = ..., frames_received: _Optional[int] = ..., last_sequence: _Optional[int] = ..., processed_ms: _Optional[int] = ..., warnings: _Optional[_Iterable[_Union[StreamWarning, _Mapping]]] = ...) -> None: ...
+
+class SubscribeRequest(_message.Message):
+    __slots__ = ("session_id",)
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    def __init__(self, session_id: _Optional[str] = ...) -> None: ...
+
+class ParticipantSignals(_message.Message):
+    __slots__ = ("participant_id", "role", "connected", "speaking", "speaking_s", "share", "since_last_spoke_s", "unknown_s")
+    PARTICIPANT_ID_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    CONNECTED_FIELD_NUMBER: _ClassVar[int]
+    SPEAKING_FIELD_NUMBER: _ClassVar[int]
+    SPEAKING_S_FIELD_NUMBER: _ClassVar[int]
+    SHARE_FIELD_NUMBER: _ClassVar[int]
+    SINCE_LAST_SPOKE_S_FIELD_NUMBER: _ClassVar[int]
+    UNKNOWN_S_FIELD_NUMBER: _ClassVar[int]
+    participant_id: str
+    role: Role
+    connected: bool
+    speaking: bool
+    speaking_s: float
+    share: float
+    since_last_spoke_s: float
+    unknown_s: float
+    def __init__(self, participant_id: _Optional[str] = ..., role: _Optional[_Union[Role, str]] = ..., connected: _Optional[bool] = ..., speaking: _Optional[bool] = ..., speaking_s: _Optional[float] = ..., share: _Optional[float] = ..., since_last_spoke_s: _Optional[float] = ..., unknown_s: _Optional[float] = ...) -> None: ...
+
+class SessionSnapshot(_message.Message):
+    __slots__ = ("session_id", "snapshot_seq", "session_ms", "participants", "events", "final")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    SNAPSHOT_SEQ_FIELD_NUMBER: _ClassVar[int]
+    SESSION_MS_FIELD_NUMBER: _ClassVar[int]
+    PARTICIPANTS_FIELD_NUMBER: _ClassVar[int]
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
+    FINAL_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    snapshot_seq: int
+    session_ms: int
+    participants: _containers.RepeatedCompositeFieldContainer[ParticipantSignals]
+    events: _containers.RepeatedScalarFieldContainer[str]
+    final: bool
+    def __init__(self, session_id: _Optional[str] = ..., snapshot_seq: _Optional[int] = ..., session_ms: _Optional[int] = ..., participants: _Optional[_Iterable[_Union[ParticipantSignals, _Mapping]]] = ..., events: _Optional[_Iterable[str]] = ..., final: _Optional[bool] = ...) -> None: ...
+
+class ListSessionsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class SessionInfo(_message.Message):
+    __slots__ = ("session_id", "participants", "session_ms", "active")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    PARTICIPANTS_FIELD_NUMBER: _ClassVar[int]
+    SESSION_MS_FIELD_NUMBER: _ClassVar[int]
+    ACTIVE_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    participants: int
+    session_ms: int
+    active: bool
+    def __init__(self, session_id: _Optional[str] = ..., participants: _Optional[int] = ..., session_ms: _Optional[int] = ..., active: _Optional[bool] = ...) -> None: ...
+
+class ListSessionsResponse(_message.Message):
+    __slots__ = ("sessions",)
+    SESSIONS_FIELD_NUMBER: _ClassVar[int]
+    sessions: _containers.RepeatedCompositeFieldContainer[SessionInfo]
+    def __init__(self, sessions: _Optional[_Iterable[_Union[SessionInfo, _Mapping]]] = ...) -> None: ...
+
+class EndSessionRequest(_message.Message):
+    __slots__ = ("session_id",)
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    def __init__(self, session_id: _Optional[str] = ...) -> None: ...
+
+class GetSummaryRequest(_message.Message):
+    __slots__ = ("session_id",)
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    def __init__(self, session_id: _Optional[str] = ...) -> None: ...
+
+class SessionSummary(_message.Message):
+    __slots__ = ("session_id", "duration_ms", "participants")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    DURATION_MS_FIELD_NUMBER: _ClassVar[int]
+    PARTICIPANTS_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    duration_ms: int
+    participants: _containers.RepeatedCompositeFieldContainer[ParticipantSignals]
+    def __init__(self, session_id: _Optional[str] = ..., duration_ms: _Optional[int] = ..., participants: _Optional[_Iterable[_Union[ParticipantSignals, _Mapping]]] = ...) -> None: ...
