@@ -77,6 +77,8 @@ class LiveParticipant:
     last_end_hop: int = -1
     speaking: bool = False
     needs_finish: bool = False  # the stream ended: finish its epoch on the next tick
+    carried: list[tuple[int, int, bytes]] = field(default_factory=list)  # a replaced
+    # connection's frames, still to analyse before the new connection's
 
     def position_hop(self) -> int:
         return max(self.next_sample, 0) // HOP
@@ -209,8 +211,10 @@ class LiveEngine:
             p.connection += 1
             p.connected = True
             p.error = None
+            # The old connection's buffered frames are analysed first, then its epoch ends.
+            p.carried.extend(p.jitter.release(drain=True))
+            p.needs_finish = bool(p.carried) or p.needs_finish
             p.jitter = self._jitter()
-            p.needs_finish = False
             session.events.append(f"{pid} reconnected")
         p.rtp = (
             RtpClock(spec.rtp_clock_rate, spec.rtp_timestamp_base, spec.rtp_base_capture_ms)
@@ -225,6 +229,8 @@ class LiveEngine:
         return JitterBuffer(jitter_ms=c.jitter_ms, backwards_tolerance_ms=c.backwards_tolerance_ms)
 
     def participant(self, handle: StreamHandle) -> LiveParticipant:
+        if self._draining:
+            raise DrainingError("server is shutting down; reconnect to another replica")
         session = self.sessions.get(handle.session_id)
         if session is None or session.ended:
             raise SessionEndedError(f"session {handle.session_id} has ended")
@@ -378,9 +384,16 @@ class LiveEngine:
             if only is not None and sid != only:
                 continue
             for p in s.participants.values():
-                frames = p.jitter.release(drain=drain or p.needs_finish)
-                if frames or p.needs_finish:
-                    work.append((p, frames, p.needs_finish))
+                if p.carried:  # a replaced connection's frames first; new ones next tick
+                    frames, p.carried = p.carried, []
+                    ending = True
+                    if drain:
+                        frames += p.jitter.release(drain=True)
+                else:
+                    ending = p.needs_finish or drain
+                    frames = p.jitter.release(drain=drain or p.needs_finish)
+                if frames or ending:
+                    work.append((p, frames, p.needs_finish or ending))
                     p.needs_finish = False
         if not work:
             return
