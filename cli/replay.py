@@ -59,7 +59,7 @@ def parse_speed(text: str) -> float | None:
 @dataclass
 class Track:
     ref: str
-    role: int
+    role: pb.Role
     queue: asyncio.Queue[bytes | None] = field(default_factory=lambda: asyncio.Queue(QUEUE_FRAMES))
     frames_sent: int = 0
     warnings: int = 0
@@ -96,7 +96,7 @@ class _Encoder:
             resampled = self._up.resample(frame)
         if final:
             resampled += self._up.resample(None)
-        out = []
+        out: list[bytes] = []
         for f in resampled:
             out.extend(bytes(p) for p in self._enc.encode(f))
         if final:
@@ -191,8 +191,8 @@ async def replay(
         print(rpc_error_line("replay", exc), file=sys.stderr)
         return 1
     finally:
-        for t in [producer, *senders]:
-            t.cancel()
+        for task in [producer, *senders]:
+            task.cancel()
         await channel.close()
     if not args.quiet:
         for t in tracks:
