@@ -25,7 +25,7 @@ import numpy as np
 from engine.audio.decode import OpusDecoder, PcmDecoder
 from engine.config import LiveConfig, VadConfig
 from engine.errors import GroupsenseError, OverloadError, PayloadDecodeError, StreamFormatError
-from engine.ingest import Codec, JitterBuffer, RtpClock, StreamSpec, StreamWarning
+from engine.ingest import Codec, JitterBuffer, RtpClock, StreamSpec, StreamWarning, WarningKind
 from engine.pipeline import ParticipantPipeline, finish, step
 from engine.privacy import Pseudonymizer
 from engine.publish import SignalHub
@@ -37,6 +37,10 @@ log = logging.getLogger("groupsense.live")
 
 SAMPLES_PER_MS = 16
 CONTIGUOUS_TOLERANCE = 15 * SAMPLES_PER_MS  # timestamp rounding and clock jitter, in samples
+CONCEAL_SAMPLES = 100 * SAMPLES_PER_MS  # a lost packet or two: bridge with zeros, keep VAD state
+DTX_FILL_SAMPLES = 1000 * SAMPLES_PER_MS  # DTX pauses up to this are fed as silence
+SKEW_TOLERANCE_MS = 1000
+SKEW_WARN_EVERY_S = 30.0
 
 
 class NotFoundError(GroupsenseError):
@@ -70,6 +74,10 @@ class LiveParticipant:
     error: GroupsenseError | None = None  # set by the executor; the handler aborts with it
     frames_received: int = 0
     last_sequence: int = 0
+    placed_sequence: int = -1  # sequence of the last frame put on the timeline
+    fresh_connection: bool = True  # no frame yet on this connection
+    clock_origin: tuple[int, float] | None = None  # (capture ms, arrival s) of the first frame
+    last_skew_warning: float = -1e9
     epoch_hop: int = 0  # session hop where the current pipeline epoch began
     next_sample: int = -1  # session sample where the next decoded sample goes
     closed: list[SpeechSegment] = field(default_factory=list)  # session hops
@@ -135,6 +143,7 @@ class LiveEngine:
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="groupsense-dsp")
         self._tick_task: asyncio.Task[None] | None = None
         self._draining = False
+        self._ticked = asyncio.Event()  # set (and replaced) after every tick's analysis
         self.lag_ms = 0.0  # how far the last tick ran behind its schedule
 
     # -- lifecycle -------------------------------------------------------------------
@@ -159,6 +168,7 @@ class LiveEngine:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._tick_task
             self._tick_task = None
+            self._ticked.set()  # no more ticks: release senders waiting in pace()
         for s in self.sessions.values():
             for p in s.participants.values():
                 p.connected = False
@@ -215,6 +225,8 @@ class LiveEngine:
             p.carried.extend(p.jitter.release(drain=True))
             p.needs_finish = bool(p.carried) or p.needs_finish
             p.jitter = self._jitter()
+            p.fresh_connection = True
+            p.clock_origin = None
             session.events.append(f"{pid} reconnected")
         p.rtp = (
             RtpClock(spec.rtp_clock_rate, spec.rtp_timestamp_base, spec.rtp_base_capture_ms)
@@ -258,11 +270,50 @@ class LiveEngine:
                     else "frame has neither capture_ms nor rtp_timestamp"
                 )
             capture_ms = p.rtp.to_ms(rtp_timestamp)
+            if capture_ms < 0:
+                raise StreamFormatError(
+                    f"rtp_timestamp {rtp_timestamp} maps to {capture_ms} ms, before the session "
+                    "start: check rtp_timestamp_base and rtp_base_capture_ms"
+                )
         _check_payload(p.spec, payload, self.config.max_frame_ms)
+        if p.fresh_connection:
+            analysed_ms = max(p.next_sample, 0) // SAMPLES_PER_MS
+            if capture_ms + self.config.jitter_ms < analysed_ms:
+                raise StreamFormatError(
+                    f"capture_ms {capture_ms} is before {analysed_ms} ms, up to which this "
+                    "participant is already analysed: a resumed stream must continue the "
+                    "session clock"
+                )
+            p.fresh_connection = False
         warnings = p.jitter.push(sequence, capture_ms, payload)
         p.frames_received += 1
         p.last_sequence = max(p.last_sequence, sequence)
+        skew = self._clock_skew(p, sequence, capture_ms)
+        if skew is not None:
+            warnings.append(skew)
         return warnings
+
+    def _clock_skew(
+        self, p: LiveParticipant, sequence: int, capture_ms: int
+    ) -> StreamWarning | None:
+        """Capture time running away from arrival time: a drifting sender clock (or a
+        replay faster than real time). Reported, rate-limited; never acted on."""
+        now = time.monotonic()
+        if p.clock_origin is None:
+            p.clock_origin = (capture_ms, now)
+            return None
+        skew = (capture_ms - p.clock_origin[0]) - (now - p.clock_origin[1]) * 1000
+        if abs(skew) <= SKEW_TOLERANCE_MS + self.config.jitter_ms or (
+            now - p.last_skew_warning < SKEW_WARN_EVERY_S
+        ):
+            return None
+        p.last_skew_warning = now
+        direction = "ahead of" if skew > 0 else "behind"
+        return StreamWarning(
+            WarningKind.CLOCK_SKEW,
+            sequence,
+            f"capture clock runs {abs(skew):.0f} ms {direction} arrival since the first frame",
+        )
 
     def close_stream(self, handle: StreamHandle) -> None:
         session = self.sessions.get(handle.session_id)
@@ -276,6 +327,21 @@ class LiveEngine:
         session.events.append(f"{p.pid} disconnected")
         if not any(q.connected for q in session.participants.values()):
             session.idle_since = time.monotonic()
+
+    async def pace(self, handle: StreamHandle) -> None:
+        """Backpressure for a sender faster than real time (a replay at full speed): once
+        half the stream's jitter buffer is waiting, wait for the next tick to analyse what
+        is due. gRPC flow control then slows the sender; the buffer stays bounded and does
+        not overflow into an error."""
+        p = self.participant(handle)
+        if len(p.jitter) >= p.jitter.max_frames // 2 and self._tick_task is not None:
+            await self._ticked.wait()
+
+    async def flush_stream(self, handle: StreamHandle) -> None:
+        """The sender half-closed: analyse what it sent now, so the final acknowledgement
+        covers every frame and reports a payload that did not decode."""
+        self.participant(handle).needs_finish = True
+        await self._process(only=handle.session_id)
 
     def processed_ms(self, handle: StreamHandle) -> int:
         p = self.sessions[handle.session_id].participants[handle.pid]
@@ -317,7 +383,10 @@ class LiveEngine:
         session.ended = True
         for p in session.participants.values():
             p.connected = False
-        view = self._view(session, events=(f"session {reason}",), final=True)
+        # A number of its own, and the events not yet published, so none is lost.
+        session.seq += 1
+        view = self._view(session, events=(*session.events, f"session {reason}"), final=True)
+        session.events.clear()
         session.hub.publish(view)
         session.hub.close()
         self.summaries[session_id] = view
@@ -369,6 +438,8 @@ class LiveEngine:
         while True:
             next_at += period
             await self._process()
+            self._ticked.set()
+            self._ticked = asyncio.Event()
             self._publish_due()
             self._expire_idle()
             delay = next_at - time.monotonic()
@@ -418,24 +489,38 @@ class LiveEngine:
                     p.error = PayloadDecodeError(f"frame {sequence}: {exc}")
                     break
                 if pcm.size:
-                    self._place(p, capture_ms * SAMPLES_PER_MS, pcm)
+                    self._place(p, capture_ms * SAMPLES_PER_MS, pcm, sequence)
         step(self.backend, [p.pipeline for p, _, _ in work])
         for p, _, ending in work:
             self._collect(p)
             if ending:
                 self._end_epoch(p)
 
-    def _place(self, p: LiveParticipant, start: int, pcm: np.ndarray) -> None:
+    def _place(self, p: LiveParticipant, start: int, pcm: np.ndarray, sequence: int) -> None:
+        """Put decoded audio on the session timeline.
+
+        A hole with consecutive sequence numbers is Opus DTX (the sender stopped sending
+        because it is quiet): silence. A hole with missing sequence numbers is loss:
+        unknown. Short holes are bridged with zeros so one lost packet does not split an
+        utterance; long ones end the epoch (the VAD restarts after them).
+        """
+        contiguous_seq = sequence == p.placed_sequence + 1
+        p.placed_sequence = sequence
         if p.next_sample < 0:
             p.unknown_hops += start // HOP  # joined late: before that, unknown
             p.epoch_hop = start // HOP
             p.next_sample = p.epoch_hop * HOP
         elif start > p.next_sample + CONTIGUOUS_TOLERANCE:
-            self._end_epoch(p)
-            gap_hops = (start - p.next_sample) // HOP
-            p.unknown_hops += gap_hops
-            p.epoch_hop = p.next_sample // HOP + gap_hops
-            p.next_sample = p.epoch_hop * HOP
+            gap = start - p.next_sample
+            if not contiguous_seq:
+                p.unknown_hops += gap // HOP
+            if gap <= CONCEAL_SAMPLES or (contiguous_seq and gap <= DTX_FILL_SAMPLES):
+                p.pipeline.feed(np.zeros(gap, np.int16))
+                p.next_sample = start
+            else:
+                self._end_epoch(p)
+                p.epoch_hop = start // HOP
+                p.next_sample = p.epoch_hop * HOP
         elif start < p.next_sample - CONTIGUOUS_TOLERANCE:
             overlap = p.next_sample - start
             if overlap >= pcm.shape[0]:
