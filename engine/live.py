@@ -469,7 +469,10 @@ class LiveEngine:
         if not work:
             return
         loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._executor, self._analyse, work)
+        # Shielded: these frames have left their jitter buffers, so the job must run even
+        # if our caller is cancelled (an RPC whose client went away); a cancelled executor
+        # job that had not started yet would silently drop them.
+        await asyncio.shield(loop.run_in_executor(self._executor, self._analyse, work))
         for s in self.sessions.values():
             for p in s.participants.values():
                 was = p.speaking

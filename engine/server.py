@@ -67,8 +67,9 @@ class Auth:
             return
         claims = self.claims(metadata)
         if claims is not None and claims.role is not required:
+            article = "an" if claims.role.value[0] in "aeiou" else "a"
             raise ForbiddenError(
-                f"a {claims.role.value} token may not call {method.rsplit('/', 1)[-1]}"
+                f"{article} {claims.role.value} token may not call {method.rsplit('/', 1)[-1]}"
             )
 
     def check_session(self, context: grpc.aio.ServicerContext, session_id: str) -> None:
@@ -230,11 +231,13 @@ class IngestServicer(pb_grpc.IngestServiceServicer):
                     f.rtp_timestamp if ts == "rtp_timestamp" else None,
                     f.payload,
                 )
+                await self.engine.pace(handle)
                 now = time.monotonic()
                 if warnings or now - last_ack >= ACK_INTERVAL_S:
                     last_ack = now
                     yield self._ack(handle, warnings)
-            # Client finished sending: the final acknowledgement.
+            # Client finished sending: analyse its frames, then the final acknowledgement.
+            await self.engine.flush_stream(handle)
             yield self._ack(handle, [])
         except (GroupsenseError, AuthError, ForbiddenError) as exc:
             await context.abort(_code(exc), str(exc))
