@@ -154,10 +154,34 @@ async def _send(
             seq += 1
             track.frames_sent = seq
 
-    async for ack in stub.StreamAudio(requests(), metadata=metadata):
-        track.participant_id = ack.participant_id
-        names[ack.participant_id] = track.ref
-        track.warnings += len(ack.warnings)
+    # grpc.aio reports a server's abort as INTERNAL "Internal error from Core" when the
+    # client wrote after it (grpc#36066), so write explicitly and hold the frames until
+    # the config is acknowledged: config and auth errors (the common ones) arrive intact.
+    call = stub.StreamAudio(metadata=metadata)
+    accepted = asyncio.Event()
+
+    async def writer() -> None:
+        try:
+            first = True
+            async for req in requests():
+                await call.write(req)
+                if first:
+                    await accepted.wait()
+                    first = False
+            await call.done_writing()
+        except (grpc.aio.AioRpcError, asyncio.InvalidStateError):
+            return  # the call has ended; the reading side reports its status
+
+    sending = asyncio.create_task(writer())
+    try:
+        while (ack := await call.read()) is not grpc.aio.EOF:
+            accepted.set()
+            track.participant_id = ack.participant_id
+            names[ack.participant_id] = track.ref
+            track.warnings += len(ack.warnings)
+        await sending
+    finally:
+        sending.cancel()
 
 
 async def replay(
