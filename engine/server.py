@@ -108,8 +108,17 @@ def _deny(method: str, code: grpc.StatusCode, message: str) -> grpc.RpcMethodHan
         await context.abort(code, message)
         yield  # pragma: no cover - makes this an async generator
 
+    async def ingest(
+        requests: AsyncIterator[Any], context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[Any]:
+        # Take the client's first message before refusing: a grpc.aio client that writes
+        # after the call has ended reports INTERNAL instead of our status (grpc#36066).
+        await anext(aiter(requests), None)
+        await context.abort(code, message)
+        yield  # pragma: no cover
+
     if method.endswith("/StreamAudio"):
-        return grpc.stream_stream_rpc_method_handler(streaming)
+        return grpc.stream_stream_rpc_method_handler(ingest)
     if method.endswith("/Subscribe"):
         return grpc.unary_stream_rpc_method_handler(streaming)
     return grpc.unary_unary_rpc_method_handler(unary)
