@@ -12,13 +12,15 @@ from pathlib import Path
 import av
 import numpy as np
 
-from engine.audio.resample import Resampler
+from engine.audio.resample import BlockResampler, Resampler
 from engine.errors import InputFileError, PayloadDecodeError, StreamFormatError
 from engine.types import SAMPLE_RATE, TrackInfo
 
 MAX_CHANNELS = 2
 """A track with more channels likely holds several people; we refuse to mix them blindly."""
 MIN_RATE, MAX_RATE = 8_000, 48_000
+FILE_BLOCK_S = 0.5
+"""Seconds of a file's track converted per resampler call (see BlockResampler)."""
 
 
 def _layout_name(stream: av.audio.stream.AudioStream) -> str:
@@ -144,29 +146,35 @@ def _decode_iter(
 ) -> Iterator[tuple[int, np.ndarray]]:
     streams = list(container.streams.audio)
     index_of = {s.index: i for i, s in enumerate(streams)}
-    resamplers = [Resampler() for _ in streams]
+    # Files are converted in blocks: one resampler call per FILE_BLOCK_S per track
+    # instead of one per 20 ms packet; same audio, much less per-packet overhead.
+    resamplers = [BlockResampler(FILE_BLOCK_S) for _ in streams]
     decoded = [0] * len(streams)
+    i = 0
     try:
         for packet in container.demux(streams):
-            i = index_of[packet.stream.index]
+            i = index_of[packet.stream_index]
             try:
-                frames = packet.decode()
+                frames: list[av.AudioFrame] = packet.decode()  # type: ignore[assignment]
             except av.FFmpegError as exc:
                 raise InputFileError(
                     path, f"audio track {i}: corrupt data ({_ffmpeg_cause(exc)})"
                 ) from None
+            push = resamplers[i].push
             for frame in frames:
-                pcm = resamplers[i].convert(frame)
+                pcm = push(frame)
                 if pcm.size:
                     decoded[i] += pcm.size
                     yield i, pcm
         for i, r in enumerate(resamplers):
-            tail = r.convert(None)
+            tail = r.flush()
             if tail.size:
                 decoded[i] += tail.size
                 yield i, tail
     except av.FFmpegError as exc:
         raise InputFileError(path, f"unreadable or truncated ({_ffmpeg_cause(exc)})") from None
+    except StreamFormatError as exc:
+        raise InputFileError(path, f"audio track {i}: {exc}") from None
     finally:
         container.close()
     for i, n in enumerate(decoded):

@@ -45,8 +45,8 @@ class Framer:
                     f"chunk of {samples.shape[0]} samples exceeds framer capacity; "
                     "push smaller chunks"
                 )
-            for i in range(n):
-                self._ring.read_into(self._out[n_out + i])
+            if n:  # all whole hops in one copy: the rows of _out are contiguous
+                self._ring.read_into(self._out[n_out : n_out + n].reshape(-1))
             n_out += n
         self.hops_emitted += n_out
         return self._out[:n_out]
