@@ -153,7 +153,7 @@ def _decode_iter(
     i = 0
     try:
         for packet in container.demux(streams):
-            i = index_of[packet.stream_index]
+            i = index_of[packet.stream.index]  # not stream_index: 0 on flush packets
             try:
                 frames: list[av.AudioFrame] = packet.decode()  # type: ignore[assignment]
             except av.FFmpegError as exc:
