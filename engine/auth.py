@@ -19,6 +19,8 @@ import time
 from dataclasses import dataclass
 from enum import StrEnum
 
+from engine.errors import GroupsenseError
+
 PREFIX = "gs1"
 MIN_SECRET_BYTES = 32
 _TTL = re.compile(r"^(\d+)([smhd])$")
@@ -30,13 +32,13 @@ class TokenRole(StrEnum):
     FACILITATOR = "facilitator"
 
 
-class AuthError(Exception):
+class AuthError(GroupsenseError):
     """Missing, malformed, forged or expired credentials (UNAUTHENTICATED)."""
 
     grpc_status = "UNAUTHENTICATED"
 
 
-class ForbiddenError(Exception):
+class ForbiddenError(GroupsenseError):
     """Valid credentials that do not allow this call (PERMISSION_DENIED)."""
 
     grpc_status = "PERMISSION_DENIED"

@@ -18,7 +18,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
-from engine.auth import AuthError, Claims, ForbiddenError, TokenRole, bearer, verify_token
+from engine.auth import Claims, ForbiddenError, TokenRole, bearer, verify_token
 from engine.config import EngineConfig
 from engine.errors import GroupsenseError, StreamFormatError
 from engine.ingest import Codec, Role, StreamSpec, StreamWarning
@@ -95,7 +95,7 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
     ) -> grpc.RpcMethodHandler:
         try:
             self._auth.check_method(details.method, details.invocation_metadata)
-        except (AuthError, ForbiddenError) as exc:
+        except GroupsenseError as exc:
             return _deny(details.method, _code(exc), str(exc))
         return await continuation(details)
 
@@ -248,7 +248,7 @@ class IngestServicer(pb_grpc.IngestServiceServicer):
             # Client finished sending: analyse its frames, then the final acknowledgement.
             await self.engine.flush_stream(handle)
             yield self._ack(handle, [])
-        except (GroupsenseError, AuthError, ForbiddenError) as exc:
+        except GroupsenseError as exc:  # auth errors included
             await context.abort(_code(exc), str(exc))
         finally:
             if handle is not None:
@@ -277,7 +277,7 @@ class SignalServicer(pb_grpc.SignalServiceServicer):
             self.auth.check_session(context, request.session_id)
             async for view in self.engine.subscribe(request.session_id):
                 yield snapshot_pb(view)
-        except (GroupsenseError, AuthError, ForbiddenError) as exc:
+        except GroupsenseError as exc:  # auth errors included
             await context.abort(_code(exc), str(exc))
 
 
@@ -308,7 +308,7 @@ class SessionServicer(pb_grpc.SessionServiceServicer):
         try:
             self.auth.check_session(context, request.session_id)
             return summary_pb(await self.engine.end_session(request.session_id))
-        except (GroupsenseError, AuthError, ForbiddenError) as exc:
+        except GroupsenseError as exc:  # auth errors included
             await context.abort(_code(exc), str(exc))
             raise  # unreachable: abort raises
 
@@ -318,7 +318,7 @@ class SessionServicer(pb_grpc.SessionServiceServicer):
         try:
             self.auth.check_session(context, request.session_id)
             return summary_pb(self.engine.summary(request.session_id))
-        except (GroupsenseError, AuthError, ForbiddenError) as exc:
+        except GroupsenseError as exc:  # auth errors included
             await context.abort(_code(exc), str(exc))
             raise
 
