@@ -1,12 +1,13 @@
 """Where decoding time goes, per 20 ms Opus packet, and which decoder to use.
 
 On the 10-minute, 8-track Opus session of bench/make_long_session.py (speech):
-- demux alone; demux + decode with FFmpeg's native `opus` decoder (what a
-  file's stream uses by default) and with `libopus`;
-- the file path as it was (a libswresample call per decoded frame) against the
-  block path `decode_file` uses now (BlockResampler): same samples, checked here;
-- the live path's `OpusDecoder` (raw packets, a resampler call per packet) with
-  libopus, as it ships, and with the native decoder.
+- demux alone; demux + decode at 48 kHz with FFmpeg's native `opus` decoder (what a
+  file's stream uses by default) and with FFmpeg's `libopus` wrapper;
+- FFmpeg at 48 kHz then libswresample, per decoded frame and in blocks
+  (BlockResampler): same samples, checked here;
+- `decode_file` as it is: libopus called directly at 16 kHz (engine.audio.opus);
+- the live path's `OpusDecoder` on raw packets (also direct), and the bare libopus
+  call, the floor.
 
     pytest bench/bench_decode.py --benchmark-only
     python bench/bench_decode.py [--reps 3]     # the table, measured in one run
@@ -27,8 +28,9 @@ import pytest
 from benchutil import pin_one_core
 from make_long_session import ensure_long_session
 
-from engine.audio.decode import OpusDecoder, decode_file
-from engine.audio.resample import Resampler
+from engine.audio.decode import FILE_BLOCK_S, OpusDecoder, decode_file
+from engine.audio.opus import MAX_FRAME, Opus16kDecoder
+from engine.audio.resample import BlockResampler, Resampler
 
 MINUTES = 10.0
 
@@ -84,7 +86,7 @@ def demux_decode(codec: str | None) -> int:
 
 
 def per_frame_resampling() -> list[np.ndarray]:
-    """The file path before BlockResampler: one libswresample call per decoded frame."""
+    """FFmpeg at 48 kHz and one libswresample call per decoded frame (the first file path)."""
     with av.open(str(opus_file())) as c:
         rs = {s.index: Resampler() for s in c.streams.audio}
         out: dict[int, list[np.ndarray]] = {i: [] for i in rs}
@@ -97,7 +99,20 @@ def per_frame_resampling() -> list[np.ndarray]:
 
 
 def block_resampling() -> list[np.ndarray]:
-    """`decode_file` as it is: frames gathered, one resampler call per block."""
+    """FFmpeg at 48 kHz, frames gathered, one resampler call per block (the second)."""
+    with av.open(str(opus_file())) as c:
+        rs = {s.index: BlockResampler(FILE_BLOCK_S) for s in c.streams.audio}
+        out: dict[int, list[np.ndarray]] = {i: [] for i in rs}
+        for p in c.demux(c.streams.audio):
+            for f in p.decode():
+                out[p.stream.index].append(rs[p.stream.index].push(f))  # type: ignore[arg-type]
+        for i, r in rs.items():
+            out[i].append(r.flush())
+    return [np.concatenate(out[i]) for i in sorted(out)]
+
+
+def direct_file() -> list[np.ndarray]:
+    """`decode_file` as it is: libopus straight to 16 kHz, in blocks."""
     tracks, chunks = decode_file(opus_file())
     out: list[list[np.ndarray]] = [[] for _ in tracks]
     for i, pcm in chunks:
@@ -105,32 +120,40 @@ def block_resampling() -> list[np.ndarray]:
     return [np.concatenate(o) for o in out]
 
 
-def raw_packet_decoder(codec: str) -> list[np.ndarray]:
-    """The live path: OpusDecoder per participant, packet by packet (libopus as shipped)."""
+def raw_packet_decoder() -> list[np.ndarray]:
+    """The live path: OpusDecoder per participant, packet by packet."""
     decs: dict[int, OpusDecoder] = {}
     out: dict[int, list[np.ndarray]] = {}
     for i, payload in raw_packets():
         if i not in decs:
             decs[i] = OpusDecoder()
-            if codec != "libopus":  # the same class on another FFmpeg decoder
-                ctx = av.CodecContext.create(codec, "r")
-                ctx.sample_rate = 48_000
-                ctx.layout = "mono"
-                decs[i]._codec = ctx
             out[i] = []
         out[i].append(decs[i].decode(payload))
     return [np.concatenate([*out[i], decs[i].flush()]) for i in sorted(out)]
 
 
+def bare_libopus() -> int:
+    """libopus at 16 kHz into one reused buffer, nothing else: the floor."""
+    decs: dict[int, Opus16kDecoder] = {}
+    buf = np.zeros(MAX_FRAME, np.int16)
+    address = buf.ctypes.data
+    n = 0
+    for i, payload in raw_packets():
+        dec = decs.get(i) or decs.setdefault(i, Opus16kDecoder())
+        n += dec.decode_to(payload, address)
+    return n
+
+
 def cases() -> dict[str, Callable[[], object]]:
     return {
         "demux": demux_only,
-        "demux + decode, native opus": lambda: demux_decode(None),
-        "demux + decode, libopus": lambda: demux_decode("libopus"),
-        "file, resampler call per frame (before)": per_frame_resampling,
-        "file, block resampler (decode_file now)": block_resampling,
-        "raw packets, OpusDecoder libopus (live)": lambda: raw_packet_decoder("libopus"),
-        "raw packets, OpusDecoder on native opus": lambda: raw_packet_decoder("opus"),
+        "demux + decode 48 kHz, native opus": lambda: demux_decode(None),
+        "demux + decode 48 kHz, FFmpeg libopus": lambda: demux_decode("libopus"),
+        "file, 48 kHz + resampler call per frame": per_frame_resampling,
+        "file, 48 kHz + block resampler": block_resampling,
+        "file, libopus at 16 kHz (decode_file now)": direct_file,
+        "raw packets, OpusDecoder (live)": raw_packet_decoder,
+        "raw packets, bare libopus 16 kHz call": bare_libopus,
     }
 
 
@@ -186,21 +209,17 @@ def main(argv: list[str] | None = None) -> int:
             t0 = time.perf_counter()
             fn()
             best[name] = min(best[name], time.perf_counter() - t0)
-    ref = best["demux + decode, native opus"]
+    ref = best["file, 48 kHz + block resampler"]
     print(f"{opus_file().name}: {packets} Opus packets (20 ms), best of {args.reps}, core {core}\n")
-    print("| case | us per packet | vs demux + native decode |")
+    print("| case | us per packet | vs 48 kHz + block resampler |")
     print("| --- | ---: | ---: |")
     for name, t in best.items():
         print(f"| {name} | {t / packets * 1e6:.1f} | {t / ref:.2f}x |")
     print("\nsame audio?")
     print(f"- block vs per-frame resampling: {_diff(block_resampling(), per_frame_resampling())}")
     print(
-        "- live OpusDecoder, native vs libopus: "
-        f"{_diff(raw_packet_decoder('opus'), raw_packet_decoder('libopus'))}"
-    )
-    print(
-        "- file: decode_file (native) vs live OpusDecoder (libopus): "
-        f"{_diff(block_resampling(), raw_packet_decoder('libopus'))}"
+        "- decode_file (libopus at 16 kHz) vs 48 kHz + resampler: "
+        f"{_diff(direct_file(), block_resampling())}"
     )
     return 0
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import av
 import numpy as np
 
+from engine.audio import opus
 from engine.audio.resample import BlockResampler, Resampler
 from engine.errors import InputFileError, PayloadDecodeError, StreamFormatError
 from engine.types import SAMPLE_RATE, TrackInfo
@@ -148,19 +149,37 @@ def _decode_iter(
     index_of = {s.index: i for i, s in enumerate(streams)}
     # Files are converted in blocks: one resampler call per FILE_BLOCK_S per track
     # instead of one per 20 ms packet; same audio, much less per-packet overhead.
-    resamplers = [BlockResampler(FILE_BLOCK_S) for _ in streams]
+    resamplers: list[BlockResampler | _OpusBlocks] = [
+        _OpusBlocks(s) if _direct_opus(s) else BlockResampler(FILE_BLOCK_S) for s in streams
+    ]
     decoded = [0] * len(streams)
     i = 0
     try:
         for packet in container.demux(streams):
             i = index_of[packet.stream.index]  # not stream_index: 0 on flush packets
+            blocks = resamplers[i]
+            if isinstance(blocks, _OpusBlocks):
+                if not packet.size:
+                    continue
+                discard = 0
+                if packet.has_sidedata("skip_samples"):  # end trimming, on the last packet
+                    side = bytes(packet.get_sidedata("skip_samples"))
+                    discard = int.from_bytes(side[4:8], "little") // opus.PRE_SKIP_DIVISOR
+                try:
+                    pcm = blocks.push(bytes(packet), discard)  # type: ignore[arg-type]
+                except PayloadDecodeError as exc:
+                    raise InputFileError(path, f"audio track {i}: corrupt data ({exc})") from None
+                if pcm.size:
+                    decoded[i] += pcm.size
+                    yield i, pcm
+                continue
             try:
                 frames: list[av.AudioFrame] = packet.decode()  # type: ignore[assignment]
             except av.FFmpegError as exc:
                 raise InputFileError(
                     path, f"audio track {i}: corrupt data ({_ffmpeg_cause(exc)})"
                 ) from None
-            push = resamplers[i].push
+            push = blocks.push
             for frame in frames:
                 pcm = push(frame)
                 if pcm.size:
@@ -180,6 +199,60 @@ def _decode_iter(
     for i, n in enumerate(decoded):
         if n == 0:
             raise InputFileError(path, f"audio track {i}: no decodable audio (truncated?)")
+
+
+def _direct_opus(stream: av.audio.stream.AudioStream) -> bool:
+    """Whether a file's track can go to libopus directly (see engine.audio.opus): Opus
+    with an OpusHead for at most two channels (mapping family 0)."""
+    ctx = stream.codec_context
+    if ctx.name not in ("opus", "libopus") or not opus.available():
+        return False
+    head = bytes(ctx.extradata or b"")
+    return len(head) >= 19 and head.startswith(b"OpusHead") and head[18] == 0
+
+
+class _OpusBlocks:
+    """A file's Opus track decoded by libopus at 16 kHz, handed on in FILE_BLOCK_S blocks.
+
+    Applies the container's trimming: OpusHead's pre-skip at the start (the encoder's
+    look-ahead) and the end padding the last packet's side data records.
+    """
+
+    __slots__ = ("_base", "_block", "_buf", "_decode_to", "_fill", "_skip")
+
+    def __init__(self, stream: av.audio.stream.AudioStream) -> None:
+        head = bytes(stream.codec_context.extradata)
+        self._decode_to = opus.Opus16kDecoder().decode_to
+        self._skip = int.from_bytes(head[10:12], "little") // opus.PRE_SKIP_DIVISOR
+        self._block = round(FILE_BLOCK_S * SAMPLE_RATE)
+        self._buf = np.zeros(self._block + opus.MAX_FRAME, np.int16)
+        self._base = self._buf.ctypes.data
+        self._fill = 0
+
+    def push(self, payload: bytes, discard: int = 0) -> np.ndarray:
+        """Decode one packet, dropping `discard` samples from its end."""
+        fill = self._fill
+        n = self._decode_to(payload, self._base + 2 * fill) - discard
+        if self._skip and n > 0:
+            drop = min(self._skip, n)
+            self._skip -= drop
+            self._buf[fill : fill + n - drop] = self._buf[fill + drop : fill + n].copy()
+            n -= drop
+        if n > 0:
+            fill += n
+        self._fill = fill
+        if fill < self._block:
+            return _NONE
+        return self.flush()
+
+    def flush(self) -> np.ndarray:
+        out = self._buf[: self._fill].copy()
+        self._fill = 0
+        return out
+
+
+_NONE = np.zeros(0, np.int16)
+_NONE.flags.writeable = False
 
 
 class PcmDecoder:
@@ -216,18 +289,26 @@ class PcmDecoder:
 
 
 class OpusDecoder:
-    """Raw Opus packets (one per frame, as RTP carries them), decoded by libopus."""
+    """Raw Opus packets (one per frame, as RTP carries them), decoded by libopus.
+
+    Straight to 16 kHz mono where libopus can be called directly (engine.audio.opus);
+    otherwise through PyAV at 48 kHz and libswresample.
+    """
 
     def __init__(self, sample_rate: int = 48_000, channels: int = 1) -> None:
         _check_format(sample_rate, channels)
         self.sample_rate = sample_rate
         self.channels = channels
-        self._codec = av.CodecContext.create("libopus", "r")
-        self._codec.sample_rate = 48_000  # Opus always decodes at 48 kHz here
-        self._codec.layout = "mono" if channels == 1 else "stereo"
-        self._resampler = Resampler()
+        self._direct = opus.Opus16kDecoder() if opus.available() else None
+        if self._direct is None:
+            self._codec = av.CodecContext.create("libopus", "r")
+            self._codec.sample_rate = 48_000  # FFmpeg asks libopus for 48 kHz
+            self._codec.layout = "mono" if channels == 1 else "stereo"
+            self._resampler = Resampler()
 
     def decode(self, payload: bytes) -> np.ndarray:
+        if self._direct is not None:
+            return self._direct.decode(payload)
         if not payload:
             raise PayloadDecodeError("empty Opus packet")
         try:
@@ -243,6 +324,8 @@ class OpusDecoder:
         return np.concatenate([self._resampler.convert(f) for f in frames])
 
     def flush(self) -> np.ndarray:
+        if self._direct is not None:
+            return np.zeros(0, dtype=np.int16)
         return self._resampler.convert(None)
 
 

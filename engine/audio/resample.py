@@ -1,8 +1,9 @@
 """Explicit, once-only conversion of any input format to 16 kHz mono int16.
 
 Uses libswresample through PyAV (its default windowed-sinc filter, 32 taps per
-phase, with an anti-alias low-pass): the one place in the engine where sample
-rate or channel count changes. Plain decimation is never used.
+phase, with an anti-alias low-pass): with libopus decoding Opus at 16 kHz itself
+(engine.audio.opus), the one place in the engine where sample rate or channel count
+changes. Plain decimation is never used.
 """
 
 from __future__ import annotations
