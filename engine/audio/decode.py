@@ -221,7 +221,7 @@ class _OpusBlocks:
     __slots__ = ("_base", "_block", "_buf", "_decode_to", "_fill", "_skip")
 
     def __init__(self, stream: av.audio.stream.AudioStream) -> None:
-        head = bytes(stream.codec_context.extradata)
+        head = bytes(stream.codec_context.extradata or b"")
         self._decode_to = opus.Opus16kDecoder().decode_to
         self._skip = int.from_bytes(head[10:12], "little") // opus.PRE_SKIP_DIVISOR
         self._block = round(FILE_BLOCK_S * SAMPLE_RATE)
