@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
+import math
 import sys
 from typing import Any
 
@@ -37,6 +39,13 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     p.add_argument(
         "--webrtc-aggressiveness", type=int, choices=range(4), default=None, metavar="0-3"
+    )
+    p.add_argument(
+        "--facilitator",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="the participant (track title or file stem) leading the group; repeatable",
     )
     p.add_argument("--min-speech-ms", type=int, default=None)
     p.add_argument("--min-silence-ms", type=int, default=None)
@@ -84,7 +93,8 @@ def run(args: argparse.Namespace) -> int:
     )
     bar = ProgressBar(total_s, "analysing") if show and total_s > 0 else None
     try:
-        result = analyze(files, config, progress=bar)
+        roles = dict.fromkeys(args.facilitator, "facilitator")
+        result = analyze(files, config, progress=bar, roles=roles)
     finally:
         if bar is not None:
             bar.close()
@@ -109,19 +119,32 @@ def _clock(seconds: float) -> str:
 
 
 def format_table(result: Analysis) -> str:
-    head = ("participant", "speaking", "share", "turns", "longest turn", "longest silence")
+    head = (
+        "participant",
+        "speaking",
+        "share",
+        "turns",
+        "backchannels",
+        "interrupts/ed",
+        "longest turn",
+        "longest silence",
+    )
+    sig = result.signals.participants
     rows = [
         (
             p.name,
             _clock(p.figures.speaking_s),
             f"{p.figures.share * 100:.1f}%",
-            str(p.figures.turns),
-            f"{p.figures.longest_turn_s:.1f} s",
+            str(sig[p.name].turns),
+            str(sig[p.name].backchannels),
+            f"{sig[p.name].interruptions_made}/{sig[p.name].interruptions_received}",
+            f"{sig[p.name].longest_turn_s:.1f} s",
             f"{p.figures.longest_silence_s:.1f} s",
         )
         for p in result.participants
     ]
     widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
+    g = result.signals
     lines = [
         f"session: {_clock(result.duration_s)} min, {len(rows)} participants, VAD {result.vad}",
         "  ".join(
@@ -136,7 +159,42 @@ def format_table(result: Analysis) -> str:
                 for i, (c, w) in enumerate(zip(r, widths, strict=True))
             )
         )
+    fac = (
+        "" if math.isnan(g.facilitator_share) else f", facilitator share {g.facilitator_share:.0%}"
+    )
+    lines.append(
+        f"balance {g.balance_entropy:.2f} (1 = equal), {g.group_silences} group silences "
+        f"({g.group_silence_s:.0f} s), {len(g.interruptions)} interruptions, "
+        f"{g.turn_rate_per_min:.1f} floor changes/min{fac}"
+    )
+    for a in result.alerts:
+        end = "still active at the end" if a.active else f"cleared {_clock(a.cleared_s)}"
+        lines.append(f"alert at {_clock(a.since_s)} ({end}): {a.message}")
     return "\n".join(lines)
+
+
+def _num(v: float, digits: int = 3) -> float | None:
+    return None if math.isnan(v) else round(v, digits)
+
+
+def signals_json(result: Analysis) -> dict[str, Any]:
+    """The session's engagement signals (docs/signals.md); NaN (undefined) is null."""
+    g = result.signals
+    return {
+        "balance_entropy": _num(g.balance_entropy),
+        "balance_gini": _num(g.balance_gini),
+        "balance_entropy_5min": _num(g.balance_entropy_5min),
+        "group_silences": g.group_silences,
+        "group_silence_s": round(g.group_silence_s, 2),
+        "longest_group_silence_s": round(g.longest_group_silence_s, 2),
+        "silences": [[round(a, 2), round(b, 2)] for a, b in g.silences],
+        "overlaps": g.overlaps,
+        "overlap_s": round(g.overlap_s, 2),
+        "turn_rate_per_min": round(g.turn_rate_per_min, 3),
+        "facilitator_share": _num(g.facilitator_share),
+        "follows": [{"from": a, "to": b, "count": n} for (a, b), n in sorted(g.follows.items())],
+        "interruptions": [{"t": round(t, 2), "by": by, "of": of} for t, by, of in g.interruptions],
+    }
 
 
 def to_json(result: Analysis) -> dict[str, Any]:
@@ -152,12 +210,28 @@ def to_json(result: Analysis) -> dict[str, Any]:
                 "track": p.track.index,
                 "speaking_s": round(p.figures.speaking_s, 2),
                 "share": round(p.figures.share, 4),
-                "turns": p.figures.turns,
-                "longest_turn_s": round(p.figures.longest_turn_s, 2),
+                "turns": result.signals.participants[p.name].turns,
+                "longest_turn_s": round(result.signals.participants[p.name].longest_turn_s, 2),
                 "longest_silence_s": round(p.figures.longest_silence_s, 2),
+                "signals": {
+                    k: (_num(v) if isinstance(v, float) else v)
+                    for k, v in dataclasses.asdict(result.signals.participants[p.name]).items()
+                },
                 "segments": [[round(s.start_s, 2), round(s.end_s, 2)] for s in p.segments],
             }
             for p in result.participants
+        ],
+        "group": signals_json(result),
+        "alerts": [
+            {
+                "id": a.id,
+                "kind": a.kind,
+                "participant": a.participant,
+                "since_s": round(a.since_s, 2),
+                "cleared_s": None if a.active else round(a.cleared_s, 2),
+                "message": a.message,
+            }
+            for a in result.alerts
         ],
         "errors": [{"file": e.path, "error": e.cause} for e in result.errors],
     }

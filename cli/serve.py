@@ -9,6 +9,7 @@ import signal
 import sys
 
 from engine.config import EngineConfig
+from engine.dashboard.http import DashboardServer
 from engine.server import Server
 
 
@@ -29,6 +30,13 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         default=None,
         help="allow a non-loopback address without TLS (TLS terminated by a trusted proxy)",
     )
+    p.add_argument(
+        "--http-port",
+        type=int,
+        default=8080,
+        metavar="N",
+        help="facilitator dashboard over HTTP(S) on the same host (default 8080; 0 = any free)",
+    )
     p.set_defaults(run=run)
 
 
@@ -42,9 +50,20 @@ def load_config(args: argparse.Namespace) -> EngineConfig:
     )
 
 
-async def serve_forever(config: EngineConfig) -> None:
+async def serve_forever(config: EngineConfig, http_port: int = 8080) -> None:
     server = Server(config)
     port = await server.start()
+    dashboard = DashboardServer(
+        server.engine, config.server.read_secret(), config.server, port=http_port
+    )
+    try:
+        await dashboard.start()
+    except OSError as exc:
+        await server.stop()
+        raise OSError(
+            f"dashboard port {http_port}: {exc.strerror}; pick one with --http-port"
+        ) from None
+    print(f"groupsense: dashboard on {dashboard.url}", file=sys.stderr, flush=True)
     s = config.server
     auth = "token auth" if server.auth.enabled else "no auth (local use)"
     print(
@@ -60,17 +79,20 @@ async def serve_forever(config: EngineConfig) -> None:
     await stop.wait()
     print("groupsense: draining...", file=sys.stderr, flush=True)
     await server.stop()
+    await dashboard.stop()
 
 
 def run(args: argparse.Namespace) -> int:
     try:
         config = load_config(args)
+        if not 0 <= args.http_port <= 65535:
+            raise ValueError(f"--http-port must be 0-65535, got {args.http_port}")
     except ValueError as exc:
         print(f"groupsense serve: {exc}", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     try:
-        asyncio.run(serve_forever(config))
+        asyncio.run(serve_forever(config, args.http_port))
     except OSError as exc:
         print(f"groupsense serve: {exc}", file=sys.stderr)
         return 1

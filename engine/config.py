@@ -55,6 +55,124 @@ class VadConfig:
         return (self.min_silence_ms + 5) // 10
 
 
+@dataclass(frozen=True, kw_only=True, slots=True)
+class BleedConfig:
+    """Speaker-bleed suppression (another participant's voice from loudspeakers).
+
+    A stream's speech hop is bleed when another stream, up to `max_lag_ms`
+    earlier, was speaking at least `min_ratio_db` louder and their level
+    envelopes correlate (over about `window_ms`) at least `min_corr`. Defaults
+    were set on synthesized sessions of the bundled sample's voices (seeds apart
+    from those reported).
+    """
+
+    enabled: bool = True
+    max_lag_ms: int = 300
+    window_ms: int = 400
+    min_corr: float = 0.7
+    min_ratio_db: float = 8.0
+    diff_hops: int = 4  # level change over this many hops is what is correlated
+    min_std_db: float = 1.0  # below this an envelope is too flat to correlate
+    fill_gap_ms: int = 200  # offline: gaps this short between bleed runs are bleed too
+    min_run_ms: int = 100  # offline: bleed runs shorter than this are ignored
+    floor_dbfs: float = -70.0  # levels are clamped up to this before correlating
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.enabled, bool):
+            raise ValueError(f"enabled must be true or false, got {self.enabled!r}")
+        if not 0 <= self.max_lag_ms <= 1000:
+            raise ValueError(f"max_lag_ms must be in [0, 1000], got {self.max_lag_ms}")
+        if not 20 <= self.window_ms <= 10_000:
+            raise ValueError(f"window_ms must be in [20, 10000], got {self.window_ms}")
+        if not 0.0 < self.min_corr < 1.0:
+            raise ValueError(f"min_corr must be in (0, 1), got {self.min_corr}")
+        if not 0.0 <= self.min_ratio_db <= 60.0:
+            raise ValueError(f"min_ratio_db must be in [0, 60], got {self.min_ratio_db}")
+        if not 0.0 < self.min_std_db <= 30.0:
+            raise ValueError(f"min_std_db must be in (0, 30], got {self.min_std_db}")
+        if not 1 <= self.diff_hops <= 20:
+            raise ValueError(f"diff_hops must be in [1, 20], got {self.diff_hops}")
+        if not 0 <= self.fill_gap_ms <= 2000:
+            raise ValueError(f"fill_gap_ms must be in [0, 2000], got {self.fill_gap_ms}")
+        if not 0 <= self.min_run_ms <= 2000:
+            raise ValueError(f"min_run_ms must be in [0, 2000], got {self.min_run_ms}")
+        if not -100.0 <= self.floor_dbfs <= -20.0:
+            raise ValueError(f"floor_dbfs must be in [-100, -20], got {self.floor_dbfs}")
+
+    @property
+    def max_lag_hops(self) -> int:
+        return (self.max_lag_ms + 5) // 10
+
+    @property
+    def window_hops(self) -> int:
+        return max(1, (self.window_ms + 5) // 10)
+
+    @property
+    def fill_gap_hops(self) -> int:
+        return (self.fill_gap_ms + 5) // 10
+
+    @property
+    def min_run_hops(self) -> int:
+        return (self.min_run_ms + 5) // 10
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class SignalConfig:
+    """How speech becomes engagement signals (definitions in docs/signals.md)."""
+
+    turn_gap_s: float = 1.0  # pauses up to this stay inside one utterance
+    backchannel_max_s: float = 1.0  # shorter utterances inside another's turn: backchannels
+    group_silence_min_s: float = 3.0  # nobody speaking this long: a group silence
+    overlap_min_s: float = 0.25  # two or more speaking this long: an overlap
+    response_max_s: float = 10.0  # a floor change after a longer gap is not a response
+    interruption_overlap_s: float = 0.5  # the one cut off spoke on at least this long
+
+    def __post_init__(self) -> None:
+        for name in (
+            "interruption_overlap_s",
+            "turn_gap_s",
+            "backchannel_max_s",
+            "group_silence_min_s",
+            "overlap_min_s",
+            "response_max_s",
+        ):
+            v = getattr(self, name)
+            if not 0.0 < v <= 600.0:
+                raise ValueError(f"{name} must be in (0, 600] seconds, got {v}")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class AlertConfig:
+    """When alerts fire and clear. Each has hysteresis: it clears on a weaker condition
+    than the one that raised it, so it does not flicker."""
+
+    withdrawal_min: float = 8.0  # a participant silent this many minutes ...
+    withdrawal_others_s: float = 60.0  # ... while the others spoke at least this long
+    dominance_share: float = 0.5  # over this share of the last 5 minutes ...
+    dominance_clear_share: float = 0.4  # ... clears below this
+    dominance_min_speech_s: float = 60.0  # only once the last 5 minutes hold this much speech
+    dominance_facilitator: bool = False  # facilitators lead: no dominance alert for them
+    silence_s: float = 20.0  # a group silence this long
+    interruptions: int = 3  # interruptions of one person within the last 5 minutes ...
+    interruptions_clear: int = 1  # ... clears at or below this
+
+    def __post_init__(self) -> None:
+        if not 0.5 <= self.withdrawal_min <= 120:
+            raise ValueError(f"withdrawal_min must be in [0.5, 120], got {self.withdrawal_min}")
+        if not 0 <= self.withdrawal_others_s <= 7200:
+            raise ValueError(
+                f"withdrawal_others_s must be in [0, 7200], got {self.withdrawal_others_s}"
+            )
+        if not 0.0 < self.dominance_clear_share < self.dominance_share <= 1.0:
+            raise ValueError("need 0 < dominance_clear_share < dominance_share <= 1")
+        if not 0 <= self.dominance_min_speech_s <= 300:
+            raise ValueError("dominance_min_speech_s must be in [0, 300]")
+        if not 3.0 <= self.silence_s <= 3600:
+            raise ValueError(f"silence_s must be in [3, 3600], got {self.silence_s}")
+        if not 0 <= self.interruptions_clear < self.interruptions <= 100:
+            raise ValueError("need 0 <= interruptions_clear < interruptions <= 100")
+
+
 def _from_mapping(cls: Any, table: str, data: dict[str, Any]) -> Any:
     """Build a config dataclass from a file's table; unknown keys are an error."""
     known = {f.name for f in fields(cls)}
@@ -79,6 +197,9 @@ class LiveConfig:
     snapshot_interval_s: float = 1.0
     idle_session_s: float = 600.0  # a session with nobody connected ends after this
     max_summaries: int = 256  # ended sessions whose summary is kept (in memory only)
+    # False: frames are ordered and acknowledged but never decoded or analysed; only the
+    # timeline advances. For measuring the transport alone (groupsense bench).
+    analyse_audio: bool = True
 
     def __post_init__(self) -> None:
         for name in (
@@ -164,10 +285,14 @@ class EngineConfig:
     server: ServerConfig = ServerConfig()
     live: LiveConfig = LiveConfig()
     vad: VadConfig = VadConfig()
+    bleed: BleedConfig = BleedConfig()
+    signals: SignalConfig = SignalConfig()
+    alerts: AlertConfig = AlertConfig()
 
     @classmethod
     def load(cls, path: str | Path | None = None, **server_overrides: Any) -> Self:
-        """From a TOML file with [server], [live] and [vad] tables (all optional)."""
+        """From a TOML file with [server], [live], [vad], [bleed], [signals] and [alerts]
+        tables (all optional)."""
         data: dict[str, Any] = {}
         if path is not None:
             try:
@@ -177,7 +302,7 @@ class EngineConfig:
                 raise ValueError(f"{path}: {exc.strerror}") from None
             except tomllib.TOMLDecodeError as exc:
                 raise ValueError(f"{path}: not valid TOML ({exc})") from None
-        unknown = sorted(set(data) - {"server", "live", "vad"})
+        unknown = sorted(set(data) - {"server", "live", "vad", "bleed", "signals", "alerts"})
         if unknown:
             raise ValueError(f"unknown table(s): {', '.join(unknown)}")
         server = {
@@ -188,4 +313,7 @@ class EngineConfig:
             server=_from_mapping(ServerConfig, "server", server),
             live=_from_mapping(LiveConfig, "live", data.get("live", {})),
             vad=_from_mapping(VadConfig, "vad", data.get("vad", {})),
+            bleed=_from_mapping(BleedConfig, "bleed", data.get("bleed", {})),
+            signals=_from_mapping(SignalConfig, "signals", data.get("signals", {})),
+            alerts=_from_mapping(AlertConfig, "alerts", data.get("alerts", {})),
         )

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import math
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator
@@ -22,15 +23,24 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from engine.alerts import AlertTracker
 from engine.audio.decode import OpusDecoder, PcmDecoder
-from engine.config import LiveConfig, VadConfig
+from engine.config import AlertConfig, LiveConfig, SignalConfig, VadConfig
 from engine.errors import GroupsenseError, OverloadError, PayloadDecodeError, StreamFormatError
 from engine.ingest import Codec, JitterBuffer, RtpClock, StreamSpec, StreamWarning, WarningKind
 from engine.pipeline import ParticipantPipeline, finish, step
 from engine.privacy import Pseudonymizer
 from engine.publish import SignalHub
-from engine.signals import speaking_figures
-from engine.types import HOP, HOPS_PER_SECOND, ParticipantView, SessionView, SpeechSegment
+from engine.signals import SessionSignals, SignalTracker
+from engine.types import (
+    HOP,
+    HOPS_PER_SECOND,
+    Alert,
+    ParticipantView,
+    SessionView,
+    SpeechSegment,
+    Transition,
+)
 from engine.vad import VadBackend, make_backend
 
 log = logging.getLogger("groupsense.live")
@@ -81,6 +91,7 @@ class LiveParticipant:
     epoch_hop: int = 0  # session hop where the current pipeline epoch began
     next_sample: int = -1  # session sample where the next decoded sample goes
     closed: list[SpeechSegment] = field(default_factory=list)  # session hops
+    fresh: list[SpeechSegment] = field(default_factory=list)  # closed, not yet in signals
     unknown_hops: int = 0
     last_end_hop: int = -1
     speaking: bool = False
@@ -91,13 +102,27 @@ class LiveParticipant:
     def position_hop(self) -> int:
         return max(self.next_sample, 0) // HOP
 
+    def open_segment(self) -> SpeechSegment | None:
+        """The segment in progress, in session hops (None if silent)."""
+        seg = self.pipeline.hangover.open_segment()
+        if seg is None:
+            return None
+        start = max(seg.start + self.epoch_hop, self.last_end_hop)
+        end = seg.end + self.epoch_hop
+        return SpeechSegment(start, end) if end > start else None
+
+    def settled_hop(self, now: int) -> int:
+        """Session hop before which this participant's speech is final."""
+        idle = not (self.connected or self.needs_finish or self.carried)
+        if self.next_sample < 0 or (idle and not self.pipeline.hangover.in_speech):
+            return now  # nothing more can come (a stream that returns starts after now)
+        return self.epoch_hop + self.pipeline.hangover.settled_until()
+
     def segments_now(self) -> list[SpeechSegment]:
         segs = list(self.closed)
-        open_seg = self.pipeline.hangover.open_segment()
+        open_seg = self.open_segment()
         if open_seg is not None:
-            segs.append(
-                SpeechSegment(open_seg.start + self.epoch_hop, open_seg.end + self.epoch_hop)
-            )
+            segs.append(open_seg)
         return segs
 
 
@@ -105,10 +130,13 @@ class LiveParticipant:
 class LiveSession:
     session_id: str
     hub: SignalHub[SessionView]
+    signals: SignalTracker
+    alerts: AlertTracker
     participants: dict[str, LiveParticipant] = field(default_factory=dict)
     seq: int = 0
     last_publish: float = 0.0
     events: list[str] = field(default_factory=list)
+    alert_hop: int = 0  # session hop alerts were last evaluated at
     ended: bool = False
     idle_since: float | None = None
 
@@ -133,9 +161,13 @@ class LiveEngine:
         *,
         pseudonymizer: Pseudonymizer | None = None,
         backend: VadBackend | None = None,
+        signals: SignalConfig | None = None,
+        alerts: AlertConfig | None = None,
     ) -> None:
         self.config = config
         self.vad = vad
+        self.signal_config = signals or SignalConfig()
+        self.alert_config = alerts or AlertConfig()
         self.backend = backend or make_backend(vad)
         self.pseudonyms = pseudonymizer or Pseudonymizer()
         self.sessions: dict[str, LiveSession] = {}
@@ -188,7 +220,12 @@ class LiveEngine:
         if session is None:
             if len(self.sessions) >= self.config.max_sessions:
                 raise OverloadError(f"session limit reached ({self.config.max_sessions})")
-            session = LiveSession(spec.session_id, SignalHub(self.config.subscriber_queue))
+            session = LiveSession(
+                spec.session_id,
+                SignalHub(self.config.subscriber_queue),
+                SignalTracker(self.signal_config),
+                AlertTracker(self.alert_config),
+            )
             self.sessions[spec.session_id] = session
         pid = self.pseudonyms.pseudonym(spec.session_id, spec.participant_ref)
         spec = dataclasses.replace(spec, participant_ref=pid)  # the ref goes no further
@@ -209,6 +246,8 @@ class LiveEngine:
                 decoder=_decoder(spec),
             )
             session.participants[pid] = p
+            session.signals.add_participant(pid, spec.role.value)
+            session.alerts.roles[pid] = spec.role.value
             session.events.append(f"{pid} joined")
         else:
             if (p.spec.codec, p.spec.sample_rate, p.spec.channels) != (
@@ -383,6 +422,10 @@ class LiveEngine:
         session.ended = True
         for p in session.participants.values():
             p.connected = False
+        # Everything is final now: close the signals and the alerts on it.
+        now = session.now_hop()
+        session.signals.finish(now)
+        session.events.extend(_alert_events(session.alerts.update(session.signals.snapshot(now))))
         # A number of its own, and the events not yet published, so none is lost.
         session.seq += 1
         view = self._view(session, events=(*session.events, f"session {reason}"), final=True)
@@ -398,17 +441,11 @@ class LiveEngine:
 
     def _view(self, s: LiveSession, events: tuple[str, ...], final: bool = False) -> SessionView:
         now = s.now_hop()
-        segs = {pid: p.segments_now() for pid, p in s.participants.items()}
-        figures = speaking_figures(segs, now)
+        opened = {pid: p.open_segment() for pid, p in s.participants.items()}
+        sig = s.signals.snapshot(now, opened)
         views = []
         for pid, p in s.participants.items():
-            last_end = max((seg.end for seg in segs[pid]), default=-1)
-            if p.speaking:
-                since = 0.0
-            elif last_end < 0:
-                since = -1.0
-            else:
-                since = max(now - last_end, 0) / HOPS_PER_SECOND
+            f = sig.participants[pid]
             unknown = p.unknown_hops + (0 if p.connected else max(now - p.position_hop(), 0))
             views.append(
                 ParticipantView(
@@ -416,17 +453,32 @@ class LiveEngine:
                     role=p.spec.role.value,
                     connected=p.connected,
                     speaking=p.speaking,
-                    speaking_s=figures[pid].speaking_s,
-                    share=figures[pid].share,
-                    since_last_spoke_s=since,
+                    speaking_s=f.speaking_s,
+                    share=f.share,
+                    since_last_spoke_s=0.0 if p.speaking else f.since_last_spoke_s,
                     unknown_s=unknown / HOPS_PER_SECOND,
+                    share_5min=f.share_5min,
+                    share_1min=f.share_1min,
+                    share_vs_equal=f.share_vs_equal,
+                    turns=f.turns,
+                    mean_turn_s=f.mean_turn_s,
+                    longest_turn_s=f.longest_turn_s,
+                    backchannels=f.backchannels,
+                    response_latency_s=_or(f.response_latency_s, -1.0),
+                    responses=f.responses,
+                    overlap_s=f.overlap_s,
+                    overlaps=f.overlaps,
+                    interruptions_made=f.interruptions_made,
+                    interruptions_received=f.interruptions_received,
                 )
             )
-        return SessionView(
-            session_id=s.session_id,
-            seq=s.seq,
-            session_ms=now * 10,
-            participants=tuple(views),
+        return session_view(
+            s.session_id,
+            s.seq,
+            now,
+            tuple(views),
+            sig,
+            tuple(s.alerts.history if final else s.alerts.active),
             events=events,
             final=final,
         )
@@ -474,16 +526,34 @@ class LiveEngine:
         # job that had not started yet would silently drop them.
         await asyncio.shield(loop.run_in_executor(self._executor, self._analyse, work))
         for s in self.sessions.values():
+            now = s.now_hop()
             for p in s.participants.values():
                 was = p.speaking
                 p.speaking = p.pipeline.hangover.open_segment() is not None
                 if p.speaking != was:
                     s.events.append(f"{p.pid} {'started' if p.speaking else 'stopped'} speaking")
+                if p.fresh:
+                    s.signals.add_segments(p.pid, p.fresh)
+                    p.fresh.clear()
+                s.signals.settle(p.pid, p.settled_hop(now))
+            s.signals.advance()
+            if now - s.alert_hop >= HOPS_PER_SECOND:  # alerts on session time, not wall time
+                s.alert_hop = now
+                sig = s.signals.snapshot(
+                    now, {pid: q.open_segment() for pid, q in s.participants.items()}
+                )
+                s.events.extend(_alert_events(s.alerts.update(sig)))
 
     def _analyse(
         self, work: list[tuple[LiveParticipant, list[tuple[int, int, bytes]], bool]]
     ) -> None:
         """Executor side: decode, place on the session timeline, one batched VAD step."""
+        if not self.config.analyse_audio:  # transport-only benchmark: advance the timeline
+            for p, frames, _ in work:
+                if frames:
+                    end_ms = frames[-1][0] + _payload_ms(p.spec, frames[-1][2])
+                    p.next_sample = max(p.next_sample, int(end_ms * SAMPLES_PER_MS))
+            return
         for p, frames, _ in work:
             for capture_ms, sequence, payload in frames:
                 try:
@@ -535,8 +605,12 @@ class LiveEngine:
     def _collect(self, p: LiveParticipant) -> None:
         if p.pipeline.segments:
             for seg in p.pipeline.segments:
-                p.closed.append(SpeechSegment(seg.start + p.epoch_hop, seg.end + p.epoch_hop))
-            p.last_end_hop = p.closed[-1].end
+                start = max(seg.start + p.epoch_hop, p.last_end_hop)  # never overlap the last
+                if seg.end + p.epoch_hop > start:
+                    p.closed.append(SpeechSegment(start, seg.end + p.epoch_hop))
+                    p.fresh.append(p.closed[-1])
+            if p.closed:
+                p.last_end_hop = p.closed[-1].end
             p.pipeline.segments.clear()
 
     def _end_epoch(self, p: LiveParticipant) -> None:
@@ -569,6 +643,12 @@ def _decoder(spec: StreamSpec) -> PcmDecoder | OpusDecoder:
     if spec.codec is Codec.OPUS:
         return OpusDecoder(spec.sample_rate, spec.channels)
     return PcmDecoder(spec.sample_rate, spec.channels)
+
+
+def _payload_ms(spec: StreamSpec, payload: bytes) -> float:
+    if spec.codec is Codec.PCM16LE:
+        return len(payload) // (2 * spec.channels) * 1000 / spec.sample_rate
+    return opus_packet_ms(payload)
 
 
 def _check_payload(spec: StreamSpec, payload: bytes, max_frame_ms: int) -> None:
@@ -618,3 +698,50 @@ def opus_packet_ms(packet: bytes) -> float:
     if total > 120:
         raise PayloadDecodeError(f"Opus packet of {total} ms exceeds the 120 ms RFC 6716 limit")
     return float(total)
+
+
+def _alert_events(changed: list[Alert]) -> tuple[str, ...]:
+    return tuple(
+        f"alert {a.id} {'raised' if a.active else 'cleared'}: {a.message}" for a in changed
+    )
+
+
+def _or(value: float, default: float) -> float:
+    return default if math.isnan(value) else value
+
+
+def session_view(
+    session_id: str,
+    seq: int,
+    now_hop: int,
+    participants: tuple[ParticipantView, ...],
+    sig: SessionSignals,
+    alerts: tuple[Alert, ...],
+    *,
+    events: tuple[str, ...] = (),
+    final: bool = False,
+) -> SessionView:
+    """A snapshot: participants' views plus the session's signals and alerts."""
+    return SessionView(
+        session_id=session_id,
+        seq=seq,
+        session_ms=now_hop * 10,
+        participants=participants,
+        events=events,
+        final=final,
+        balance_entropy=sig.balance_entropy,
+        balance_gini=sig.balance_gini,
+        balance_entropy_5min=sig.balance_entropy_5min,
+        group_silences=sig.group_silences,
+        group_silence_s=sig.group_silence_s,
+        longest_group_silence_s=sig.longest_group_silence_s,
+        current_group_silence_s=sig.current_group_silence_s,
+        overlaps=sig.overlaps,
+        overlap_s=sig.overlap_s,
+        turn_rate_per_min=sig.turn_rate_per_min,
+        facilitator_share=_or(sig.facilitator_share, -1.0),
+        follows=tuple(
+            Transition(from_id=a, to_id=b, count=n) for (a, b), n in sorted(sig.follows.items())
+        ),
+        alerts=alerts,
+    )

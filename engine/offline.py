@@ -8,15 +8,19 @@ the hops waiting for the next batched VAD call.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
+from engine.alerts import replay
 from engine.audio.decode import decode_file
-from engine.config import VadConfig
+from engine.bleed import BleedSuppressor, remove_hops, segments_to_mask, tidy_mask
+from engine.config import AlertConfig, BleedConfig, SignalConfig, VadConfig
 from engine.errors import InputFileError
 from engine.pipeline import ParticipantPipeline, finish, step
-from engine.signals import SpeakingFigures, speaking_figures
-from engine.types import HOPS_PER_SECOND, SAMPLE_RATE, SpeechSegment, TrackInfo
+from engine.signals import SessionSignals, SpeakingFigures, speaking_figures
+from engine.types import HOPS_PER_SECOND, SAMPLE_RATE, Alert, SpeechSegment, TrackInfo
 from engine.vad import VadBackend, make_backend
 
 BATCH_HOPS = 200  # run the VAD once ~2 s of audio per track is waiting
@@ -40,6 +44,8 @@ class Analysis:
     duration_s: float
     vad: str
     errors: tuple[InputFileError, ...]
+    signals: SessionSignals  # keyed by participant name (docs/signals.md)
+    alerts: tuple[Alert, ...]  # as a live session would have raised and cleared them
 
 
 def analyze(
@@ -48,19 +54,27 @@ def analyze(
     *,
     backend: VadBackend | None = None,
     progress: ProgressFn | None = None,
+    bleed: BleedConfig | None = None,
+    signals: SignalConfig | None = None,
+    alerts: AlertConfig | None = None,
+    roles: Mapping[str, str] | None = None,
 ) -> Analysis:
     """Analyse files as one session: each audio track is a participant, all start at 0.
 
     A file that fails (corrupt, truncated, empty, no audio, bad layout) is
     reported in `errors` and left out; the other files are still analysed.
+    Speaker bleed (`bleed`, on by default) is taken out of the speech after the VAD.
     """
     backend = backend or make_backend(config)
+    bleed = bleed or BleedConfig()
     done: list[tuple[TrackInfo, ParticipantPipeline]] = []
     errors: list[InputFileError] = []
     offset_s = 0.0
     for path in paths:
         try:
-            result = _analyze_file(os.fspath(path), config, backend, progress, offset_s)
+            result = _analyze_file(
+                os.fspath(path), config, backend, progress, offset_s, keep_levels=bleed.enabled
+            )
         except InputFileError as exc:
             errors.append(exc)
             continue
@@ -68,6 +82,8 @@ def analyze(
         offset_s += max((p.hops_in for _, p in result), default=0) / HOPS_PER_SECOND
     names = _unique_names([t.name for t, _ in done])
     session_hops = max((p.hops_in for _, p in done), default=0)
+    if bleed.enabled and len(done) > 1:
+        _suppress_bleed([p for _, p in done], session_hops, bleed, config.min_speech_hops)
     figures = speaking_figures(
         {n: p.segments for n, (_, p) in zip(names, done, strict=True)}, session_hops
     )
@@ -75,11 +91,20 @@ def analyze(
         ParticipantResult(name=n, track=t, segments=tuple(p.segments), figures=figures[n])
         for n, (t, p) in zip(names, done, strict=True)
     )
+    final, raised = replay(
+        {r.name: r.segments for r in participants},
+        session_hops,
+        roles=roles or {},
+        signals=signals or SignalConfig(),
+        alerts=alerts or AlertConfig(),
+    )
     return Analysis(
         participants=participants,
         duration_s=session_hops / HOPS_PER_SECOND,
         vad=backend.name,
         errors=tuple(errors),
+        signals=final,
+        alerts=tuple(raised),
     )
 
 
@@ -89,9 +114,13 @@ def _analyze_file(
     backend: VadBackend,
     progress: ProgressFn | None,
     offset_s: float,
+    *,
+    keep_levels: bool = False,
 ) -> list[tuple[TrackInfo, ParticipantPipeline]]:
     tracks, chunks = decode_file(path)
     pipelines = [ParticipantPipeline.open(t.name, backend, config) for t in tracks]
+    for p in pipelines:
+        p.keep_levels = keep_levels
     batch = BATCH_HOPS * len(pipelines)
     waiting = 0
     report_every = 10 * SAMPLE_RATE
@@ -121,6 +150,25 @@ def _analyze_file(
     if progress is not None:
         progress(offset_s + max(decoded) / SAMPLE_RATE)
     return list(zip(tracks, pipelines, strict=True))
+
+
+def _suppress_bleed(
+    pipelines: list[ParticipantPipeline], n_hops: int, config: BleedConfig, min_speech_hops: int
+) -> None:
+    """Take other participants' voices picked up from loudspeakers out of each stream's
+    segments, then drop leftovers shorter than the VAD's minimum speech run."""
+    env = np.full((len(pipelines), n_hops), config.floor_dbfs, np.float32)
+    speech = np.zeros((len(pipelines), n_hops), np.bool_)
+    for k, p in enumerate(pipelines):
+        if p.levels:
+            lv = np.concatenate(p.levels)
+            env[k, : lv.shape[0]] = lv[:n_hops]
+        p.levels.clear()
+        speech[k] = segments_to_mask(p.segments, n_hops)
+    mask = BleedSuppressor(len(pipelines), config).step(env, speech)
+    for k, p in enumerate(pipelines):
+        bleed = tidy_mask(mask[k], config.fill_gap_hops, config.min_run_hops)
+        p.segments[:] = remove_hops(p.segments, bleed, min_speech_hops)
 
 
 def _unique_names(names: list[str]) -> list[str]:

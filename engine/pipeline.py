@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from engine.audio.framer import Framer
+from engine.bleed import hop_levels
 from engine.config import VadConfig
 from engine.types import SpeechSegment
 from engine.vad import Hangover, VadBackend, VadStreamState
@@ -28,6 +29,8 @@ class ParticipantPipeline:
     pending: list[np.ndarray] = field(default_factory=list)
     segments: list[SpeechSegment] = field(default_factory=list)
     hops_in: int = 0
+    keep_levels: bool = False  # collect per-hop levels (dBFS) for bleed detection
+    levels: list[np.ndarray] = field(default_factory=list)  # consumer clears them
 
     @classmethod
     def open(cls, name: str, backend: VadBackend, config: VadConfig) -> ParticipantPipeline:
@@ -50,6 +53,7 @@ class ParticipantPipeline:
         self.framer.reset()
         self.pending.clear()
         self.segments.clear()
+        self.levels.clear()
         self.hops_in = 0
 
 
@@ -61,7 +65,9 @@ def step(backend: VadBackend, pipelines: Sequence[ParticipantPipeline]) -> list[
     hops = [p.pending[0] if len(p.pending) == 1 else np.concatenate(p.pending) for p in ready]
     probs = backend.process([p.vad_state for p in ready], hops)
     closed: list[SpeechSegment] = []
-    for p, pr in zip(ready, probs, strict=True):
+    for p, h, pr in zip(ready, hops, probs, strict=True):
+        if p.keep_levels:
+            p.levels.append(hop_levels(h))
         p.pending.clear()
         new = p.hangover.push(pr)
         p.segments.extend(new)

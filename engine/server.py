@@ -24,7 +24,7 @@ from engine.errors import GroupsenseError, StreamFormatError
 from engine.ingest import Codec, Role, StreamSpec, StreamWarning
 from engine.live import LiveEngine, StreamHandle
 from engine.privacy import Pseudonymizer
-from engine.types import ParticipantView, SessionView
+from engine.types import Alert, ParticipantView, SessionView
 from groupsense.v1 import groupsense_pb2 as pb
 from groupsense.v1 import groupsense_pb2_grpc as pb_grpc
 
@@ -175,6 +175,47 @@ def participant_pb(v: ParticipantView) -> pb.ParticipantSignals:
         share=v.share,
         since_last_spoke_s=v.since_last_spoke_s,
         unknown_s=v.unknown_s,
+        share_5min=v.share_5min,
+        share_1min=v.share_1min,
+        share_vs_equal=v.share_vs_equal,
+        turns=v.turns,
+        mean_turn_s=v.mean_turn_s,
+        longest_turn_s=v.longest_turn_s,
+        backchannels=v.backchannels,
+        response_latency_s=v.response_latency_s,
+        responses=v.responses,
+        overlap_s=v.overlap_s,
+        overlaps=v.overlaps,
+        interruptions_made=v.interruptions_made,
+        interruptions_received=v.interruptions_received,
+    )
+
+
+def group_pb(v: SessionView) -> pb.GroupSignals:
+    return pb.GroupSignals(
+        balance_entropy=v.balance_entropy,
+        balance_gini=v.balance_gini,
+        balance_entropy_5min=v.balance_entropy_5min,
+        group_silences=v.group_silences,
+        group_silence_s=v.group_silence_s,
+        longest_group_silence_s=v.longest_group_silence_s,
+        current_group_silence_s=v.current_group_silence_s,
+        overlaps=v.overlaps,
+        overlap_s=v.overlap_s,
+        turn_rate_per_min=v.turn_rate_per_min,
+        facilitator_share=v.facilitator_share,
+        follows=[pb.Transition(from_id=t.from_id, to_id=t.to_id, count=t.count) for t in v.follows],
+    )
+
+
+def alert_pb(a: Alert) -> pb.Alert:
+    return pb.Alert(
+        id=a.id,
+        kind=a.kind,
+        participant_id=a.participant,
+        since_s=a.since_s,
+        cleared_s=a.cleared_s,
+        message=a.message,
     )
 
 
@@ -186,6 +227,8 @@ def snapshot_pb(v: SessionView) -> pb.SessionSnapshot:
         participants=[participant_pb(p) for p in v.participants],
         events=list(v.events),
         final=v.final,
+        group=group_pb(v),
+        alerts=[alert_pb(a) for a in v.alerts],
     )
 
 
@@ -194,6 +237,8 @@ def summary_pb(v: SessionView) -> pb.SessionSummary:
         session_id=v.session_id,
         duration_ms=v.session_ms,
         participants=[participant_pb(p) for p in v.participants],
+        group=group_pb(v),
+        alerts=[alert_pb(a) for a in v.alerts],
     )
 
 
@@ -331,7 +376,13 @@ class Server:
         self.config = config
         secret = config.server.read_secret()
         self.auth = Auth(secret)
-        self.engine = LiveEngine(config.live, config.vad, pseudonymizer=Pseudonymizer(secret))
+        self.engine = LiveEngine(
+            config.live,
+            config.vad,
+            pseudonymizer=Pseudonymizer(secret),
+            signals=config.signals,
+            alerts=config.alerts,
+        )
         self.health = HealthServicer()
         self._server: grpc.aio.Server | None = None
         self.port = 0

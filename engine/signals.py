@@ -1,19 +1,43 @@
-"""Per-participant speaking figures as pure functions over speech segments.
+"""Engagement signals as pure functions over speech segments (definitions: docs/signals.md).
 
-The foundation set: speaking time, share, turns, longest turn, longest silence.
-A turn here is a run of one person's speech with no pause longer than
-`TURN_GAP_HOPS` (1 s); the engagement-signals work refines it (backchannels,
-floor-taking) in docs/signals.md.
+Everything is in hops (10 ms) internally. The batch functions here take whole segment
+lists; `SignalTracker` computes the same figures incrementally for the live path, fed
+segments as the VAD finalises them, and gives identical results (tests/test_signals.py
+checks both on synthesized sessions cut at many points).
+
+Vocabulary (docs/signals.md says it for therapists):
+- segment: a stretch of one person's detected speech (VAD + hangover);
+- utterance: a person's segments joined across pauses of at most `turn_gap_s`;
+- backchannel: an utterance shorter than `backchannel_max_s` that starts while someone
+  else holds the floor ("mm-hm"): it does not take the floor and is not a turn;
+- turn: every other utterance;
+- floor: held by the speaker of the latest turn until that utterance ends; taken by a
+  turn that starts while the floor is free, or that starts while another holds it and
+  outlasts them: an interruption if they spoke on for at least
+  `interruption_overlap_s` after it started, else an early start.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+import math
+import statistics
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 
+import numpy as np
+
+from engine.config import SignalConfig
 from engine.types import HOPS_PER_SECOND, SpeechSegment
 
-TURN_GAP_HOPS = HOPS_PER_SECOND  # pauses up to 1 s stay inside a turn
+TURN_GAP_HOPS = HOPS_PER_SECOND  # pauses up to 1 s stay inside an utterance
+
+
+def _hops(seconds: float) -> int:
+    return round(seconds * HOPS_PER_SECOND)
+
+
+# ---------------------------------------------------------------------------------------
+# the foundation figures (kept: `groupsense analyze` tables and tests use them)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -26,7 +50,7 @@ class SpeakingFigures:
 
 
 def turns(segments: Sequence[SpeechSegment], max_gap: int = TURN_GAP_HOPS) -> list[SpeechSegment]:
-    """Merge segments separated by at most `max_gap` hops into turns."""
+    """Merge segments separated by at most `max_gap` hops (utterances)."""
     merged: list[SpeechSegment] = []
     for seg in sorted(segments, key=lambda s: s.start):
         if merged and seg.start - merged[-1].end <= max_gap:
@@ -36,7 +60,10 @@ def turns(segments: Sequence[SpeechSegment], max_gap: int = TURN_GAP_HOPS) -> li
     return merged
 
 
-def speaking_hops(segments: Sequence[SpeechSegment]) -> int:
+utterances = turns
+
+
+def speaking_hops(segments: Iterable[SpeechSegment]) -> int:
     return sum(s.end - s.start for s in segments)
 
 
@@ -69,3 +96,582 @@ def speaking_figures(
             longest_silence_s=longest_silence(segs, session_hops) / HOPS_PER_SECOND,
         )
     return out
+
+
+# ---------------------------------------------------------------------------------------
+# small pure pieces
+
+
+def window_hops(segments: Iterable[SpeechSegment], lo: int, hi: int) -> int:
+    """Hops of speech inside [lo, hi)."""
+    return sum(max(0, min(s.end, hi) - max(s.start, lo)) for s in segments)
+
+
+def balance(values: Sequence[float]) -> tuple[float, float]:
+    """(normalised entropy, Gini) of non-negative amounts, e.g. speaking times.
+
+    Entropy is 1.0 when everyone speaks equally and 0.0 when one person does all the
+    talking; Gini is 0.0 when equal and approaches 1.0 when one dominates. With fewer
+    than two people or no speech at all, balance is undefined: (1.0, 0.0) by convention.
+    """
+    vals = [float(v) for v in values]
+    if any(v < 0 for v in vals):
+        raise ValueError("balance needs non-negative amounts")
+    total = sum(vals)
+    n = len(vals)
+    if n < 2 or total <= 0:
+        return 1.0, 0.0
+    shares = [v / total for v in vals]
+    entropy = -sum(p * math.log(p) for p in shares if p > 0) / math.log(n)
+    diffs = sum(abs(a - b) for a in vals for b in vals)
+    gini = diffs / (2 * n * n * (total / n))
+    return entropy, gini
+
+
+def _speech_matrix(
+    by_pid: Mapping[str, Sequence[SpeechSegment]], lo: int, hi: int
+) -> tuple[list[str], np.ndarray]:
+    pids = list(by_pid)
+    m = np.zeros((len(pids), max(hi - lo, 0)), np.bool_)
+    for row, pid in enumerate(pids):
+        for s in by_pid[pid]:
+            a, b = max(s.start, lo), min(s.end, hi)
+            if b > a:
+                m[row, a - lo : b - lo] = True
+    return pids, m
+
+
+# ---------------------------------------------------------------------------------------
+# overlap and group silence: a sweep over hops, chunkable
+
+
+@dataclass(slots=True)
+class SweepState:
+    """Carried between blocks of hops, so that any split gives the same result."""
+
+    hop: int = 0  # first hop not yet swept
+    first_speech: int = -1  # first hop anyone spoke: group silences count after it
+    silence_start: int = -1  # start of the open stretch with nobody speaking
+    overlap_start: int = -1  # start of the open stretch with two or more speaking
+    overlap_hops: dict[str, int] = field(default_factory=dict)
+    overlap_counts: dict[str, int] = field(default_factory=dict)  # stretches they were in
+    open_members: set[str] = field(default_factory=set)  # who is in the open overlap
+    overlaps: list[tuple[int, int]] = field(default_factory=list)  # completed, >= min
+    silences: list[tuple[int, int]] = field(default_factory=list)  # completed, >= min
+
+    def reset(self) -> None:
+        self.hop, self.first_speech, self.silence_start, self.overlap_start = 0, -1, -1, -1
+        for d in (self.overlap_hops, self.overlap_counts):
+            d.clear()
+        self.open_members.clear()
+        self.overlaps.clear()
+        self.silences.clear()
+
+
+def _runs(flag: np.ndarray, base: int) -> list[tuple[int, int]]:
+    edges = np.flatnonzero(np.diff(flag.view(np.int8), prepend=0, append=0))
+    return [(int(edges[k]) + base, int(edges[k + 1]) + base) for k in range(0, len(edges), 2)]
+
+
+def _close(
+    runs: list[tuple[int, int]], open_start: int, base: int, end: int
+) -> tuple[list[tuple[int, int]], int]:
+    """Join a block's runs to the run left open by the previous block; return the runs
+    completed and the start of the run left open at `end` (-1 if none)."""
+    if open_start >= 0:
+        if runs and runs[0][0] == base:
+            runs[0] = (open_start, runs[0][1])
+        else:
+            runs.insert(0, (open_start, base))
+    if runs and runs[-1][1] == end:
+        return runs[:-1], runs[-1][0]
+    return runs, -1
+
+
+def sweep(
+    state: SweepState,
+    pids: Sequence[str],
+    block: np.ndarray,
+    *,
+    min_silence: int,
+    min_overlap: int,
+) -> None:
+    """Advance over `block` (bool [participants, hops], starting at `state.hop`).
+
+    Completed group silences (nobody speaking for >= min_silence hops, after the first
+    speech of the session and ended by speech) and overlaps (two or more speaking for
+    >= min_overlap hops) are appended; per participant, the hops they spoke while
+    someone else also spoke are counted.
+    """
+    n = block.shape[1] if block.ndim == 2 else 0
+    if n == 0:
+        return
+    base, end = state.hop, state.hop + n
+    count = block.sum(axis=0)
+    multi = count >= 2
+    for row, pid in enumerate(pids):
+        state.overlap_hops[pid] = state.overlap_hops.get(pid, 0) + int(
+            np.count_nonzero(block[row] & multi)
+        )
+    if state.first_speech < 0 and count.any():
+        state.first_speech = base + int(np.argmax(count > 0))
+    done, state.silence_start = _close(_runs(count == 0, base), state.silence_start, base, end)
+    first = state.first_speech
+    state.silences += [(a, b) for a, b in done if b - a >= min_silence and 0 <= first < a]
+    runs = _runs(multi, base)
+    members = [
+        {p for row, p in enumerate(pids) if block[row, a - base : b - base].any()} for a, b in runs
+    ]
+    if state.overlap_start >= 0:  # join the run left open by the previous block
+        if runs and runs[0][0] == base:
+            runs[0] = (state.overlap_start, runs[0][1])
+            members[0] |= state.open_members
+        else:
+            runs.insert(0, (state.overlap_start, base))
+            members.insert(0, set(state.open_members))
+    state.overlap_start, state.open_members = -1, set()
+    if runs and runs[-1][1] == end:
+        state.overlap_start, state.open_members = runs.pop()[0], members.pop()
+    for (a, b), who in zip(runs, members, strict=True):
+        if b - a >= min_overlap:
+            state.overlaps.append((a, b))
+            for p in who:
+                state.overlap_counts[p] = state.overlap_counts.get(p, 0) + 1
+    state.hop = end
+
+
+# ---------------------------------------------------------------------------------------
+# the floor: turns, backchannels, interruptions, transitions, response latency
+
+
+@dataclass(slots=True)
+class FloorState:
+    """Walks utterances in start order (ties by participant id) and classifies each."""
+
+    holder: str | None = None  # speaker of the latest floor-taking turn
+    holder_end: int = -1  # end of that turn's utterance
+    turn_hops: dict[str, list[int]] = field(default_factory=dict)  # durations of turns
+    backchannels: dict[str, int] = field(default_factory=dict)
+    interruptions: list[tuple[int, str, str]] = field(default_factory=list)  # (hop, by, of)
+    follows: dict[tuple[str, str], int] = field(default_factory=dict)  # (from, to): count
+    latencies: dict[str, list[int]] = field(default_factory=dict)  # responder: hops
+    walked_until: int = -1  # start of the last utterance walked
+
+    def reset(self) -> None:
+        self.holder, self.holder_end, self.walked_until = None, -1, -1
+        for d in (self.turn_hops, self.backchannels, self.follows, self.latencies):
+            d.clear()
+        self.interruptions.clear()
+
+    def walk(self, pid: str, u: SpeechSegment, cfg: SignalConfig) -> None:
+        dur = u.end - u.start
+        self.walked_until = u.start
+        holder = self.holder
+        held = holder is not None and holder != pid and self.holder_end > u.start
+        if held and dur < _hops(cfg.backchannel_max_s):
+            self.backchannels[pid] = self.backchannels.get(pid, 0) + 1
+            return
+        self.turn_hops.setdefault(pid, []).append(dur)
+        if held and holder is not None:
+            if self.holder_end >= u.end:
+                return  # an overlapping turn that did not take the floor
+            if self.holder_end - u.start >= _hops(cfg.interruption_overlap_s):
+                self.interruptions.append((u.start, pid, holder))
+            # else an early start: the floor changes, nobody was cut off
+        if holder is not None and holder != pid:
+            self.follows[(holder, pid)] = self.follows.get((holder, pid), 0) + 1
+            latency = u.start - self.holder_end
+            if latency <= _hops(cfg.response_max_s):
+                self.latencies.setdefault(pid, []).append(latency)
+        self.holder, self.holder_end = pid, u.end
+
+
+def conversation_utterances(
+    by_pid: Mapping[str, Sequence[SpeechSegment]], gap: int, backchannel_max: int
+) -> list[tuple[int, str, SpeechSegment]]:
+    """Utterances of everyone, in start order (ties by participant id).
+
+    A person's segments join across pauses of at most `gap` hops, unless they had
+    spoken at length (at least `backchannel_max`) and someone else spoke at length
+    during the pause: then the floor has moved on, and what follows is a new utterance.
+    A "mm-hm" from someone else during the pause does not split it, and the pieces of a
+    "mm ... hm" said over someone else's turn stay one backchannel.
+    """
+    first = {pid: utterances(segs, gap) for pid, segs in by_pid.items()}
+    long_ones = [
+        (u.start, u.end, pid)
+        for pid, us in first.items()
+        for u in us
+        if u.end - u.start >= backchannel_max
+    ]
+    out: list[tuple[int, str, SpeechSegment]] = []
+    for pid, segs in by_pid.items():
+        cur: SpeechSegment | None = None
+        for seg in sorted(segs, key=lambda x: x.start):
+            if cur is not None and seg.start - cur.end <= gap:
+                a, b = cur.end, seg.start
+                blocked = cur.end - cur.start >= backchannel_max and any(
+                    o != pid and s0 < b and e0 > a for s0, e0, o in long_ones
+                )
+                if not blocked:
+                    cur = SpeechSegment(cur.start, max(cur.end, seg.end))
+                    continue
+            if cur is not None:
+                out.append((cur.start, pid, cur))
+            cur = seg
+        if cur is not None:
+            out.append((cur.start, pid, cur))
+    out.sort(key=lambda x: (x[0], x[1]))
+    return out
+
+
+# ---------------------------------------------------------------------------------------
+# the figures a snapshot carries
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ParticipantSignals:
+    speaking_s: float
+    share: float  # of everyone's speaking time, whole session
+    share_5min: float  # ... over the last 5 minutes
+    speech_5min_s: float  # their speaking time in the last 5 minutes
+    share_1min: float  # ... over the last minute
+    share_vs_equal: float  # share x participants: 1.0 = an equal share, 2.0 = twice it
+    turns: int
+    mean_turn_s: float
+    longest_turn_s: float
+    backchannels: int
+    since_last_spoke_s: float  # -1 until the participant first speaks
+    response_latency_s: float  # median over their responses; NaN without one
+    responses: int
+    overlap_s: float  # time spoken while someone else also spoke
+    overlaps: int  # overlap stretches (>= overlap_min_s) they were part of
+    interruptions_made: int
+    interruptions_received: int
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class SessionSignals:
+    now_s: float
+    participants: dict[str, ParticipantSignals]
+    balance_entropy: float  # 1 = equal shares, 0 = one person talks
+    balance_gini: float  # 0 = equal, towards 1 = one dominates
+    balance_entropy_5min: float
+    group_silences: int
+    group_silence_s: float
+    longest_group_silence_s: float
+    current_group_silence_s: float  # the one going on now (0 if someone speaks)
+    overlaps: int
+    overlap_s: float
+    turn_rate_per_min: float  # floor changes per minute of session
+    facilitator_share: float  # NaN without a facilitator
+    follows: dict[tuple[str, str], int]  # (from, to): floor changes from one to the other
+    interruptions: tuple[tuple[float, str, str], ...]  # (time s, by, of)
+    silences: tuple[tuple[float, float], ...]  # completed group silences (start s, end s)
+
+
+def _median(values: Sequence[int]) -> float:
+    if not values:
+        return math.nan
+    return statistics.median(values) / HOPS_PER_SECOND
+
+
+def _current_silence(last_ends: Iterable[int], now: int) -> int:
+    """Hops since anyone last spoke (0 before anyone has, or while someone speaks)."""
+    latest = max(last_ends, default=-1)
+    return max(now - latest, 0) if latest >= 0 else 0
+
+
+def _figures(
+    *,
+    pids: Sequence[str],
+    roles: Mapping[str, str],
+    segs: Mapping[str, Sequence[SpeechSegment]],
+    floor: FloorState,
+    sweep_state: SweepState,
+    now: int,
+    cfg: SignalConfig,
+    spoken: Mapping[str, int] | None = None,
+    last_end: Mapping[str, int] | None = None,
+) -> SessionSignals:
+    """Assemble figures from the floor walk, the sweep and the segments up to `now`
+    (`segs` needs only the last 5 minutes when `spoken` and `last_end` are given)."""
+    if spoken is None:
+        spoken = {p: speaking_hops(segs[p]) for p in pids}
+    if last_end is None:
+        last_end = {p: max((s.end for s in segs[p]), default=-1) for p in pids}
+    total = sum(spoken.values())
+    w5 = {p: window_hops(segs[p], now - _hops(300.0), now) for p in pids}
+    w1 = {p: window_hops(segs[p], now - _hops(60.0), now) for p in pids}
+    t5, t1 = sum(w5.values()), sum(w1.values())
+    n = len(pids)
+    made: dict[str, int] = {}
+    received: dict[str, int] = {}
+    for _, by, of in floor.interruptions:
+        made[by] = made.get(by, 0) + 1
+        received[of] = received.get(of, 0) + 1
+    out = {}
+    for p in pids:
+        durs = floor.turn_hops.get(p, [])
+        share = spoken[p] / total if total else 0.0
+        out[p] = ParticipantSignals(
+            speaking_s=spoken[p] / HOPS_PER_SECOND,
+            share=share,
+            share_5min=w5[p] / t5 if t5 else 0.0,
+            speech_5min_s=w5[p] / HOPS_PER_SECOND,
+            share_1min=w1[p] / t1 if t1 else 0.0,
+            share_vs_equal=share * n,
+            turns=len(durs),
+            mean_turn_s=(sum(durs) / len(durs) / HOPS_PER_SECOND) if durs else 0.0,
+            longest_turn_s=max(durs, default=0) / HOPS_PER_SECOND,
+            backchannels=floor.backchannels.get(p, 0),
+            since_last_spoke_s=-1.0
+            if last_end[p] < 0
+            else max(now - last_end[p], 0) / HOPS_PER_SECOND,
+            response_latency_s=_median(floor.latencies.get(p, [])),
+            responses=len(floor.latencies.get(p, [])),
+            overlap_s=sweep_state.overlap_hops.get(p, 0) / HOPS_PER_SECOND,
+            overlaps=sweep_state.overlap_counts.get(p, 0),
+            interruptions_made=made.get(p, 0),
+            interruptions_received=received.get(p, 0),
+        )
+    entropy, gini = balance([spoken[p] for p in pids])
+    entropy5, _ = balance([w5[p] for p in pids])
+    fac = [p for p in pids if roles.get(p) == "facilitator"]
+    silences = sweep_state.silences
+    minutes = now / HOPS_PER_SECOND / 60.0
+    changes = sum(floor.follows.values())
+    return SessionSignals(
+        now_s=now / HOPS_PER_SECOND,
+        participants=out,
+        balance_entropy=entropy,
+        balance_gini=gini,
+        balance_entropy_5min=entropy5,
+        group_silences=len(silences),
+        group_silence_s=sum(b - a for a, b in silences) / HOPS_PER_SECOND,
+        longest_group_silence_s=max((b - a for a, b in silences), default=0) / HOPS_PER_SECOND,
+        current_group_silence_s=_current_silence(last_end.values(), now) / HOPS_PER_SECOND,
+        overlaps=len(sweep_state.overlaps),
+        overlap_s=sum(b - a for a, b in sweep_state.overlaps) / HOPS_PER_SECOND,
+        turn_rate_per_min=changes / minutes if minutes > 0 else 0.0,
+        facilitator_share=(sum(spoken[p] for p in fac) / total if total else 0.0)
+        if fac
+        else math.nan,
+        follows=dict(floor.follows),
+        interruptions=tuple((h / HOPS_PER_SECOND, by, of) for h, by, of in floor.interruptions),
+        silences=tuple((a / HOPS_PER_SECOND, b / HOPS_PER_SECOND) for a, b in silences),
+    )
+
+
+def session_signals(
+    by_pid: Mapping[str, Sequence[SpeechSegment]],
+    now: int,
+    cfg: SignalConfig,
+    roles: Mapping[str, str] | None = None,
+) -> SessionSignals:
+    """Every signal of one session at hop `now`, from its complete speech segments."""
+    if now < 0:
+        raise ValueError(f"now must be >= 0, got {now}")
+    clipped = {
+        p: [SpeechSegment(s.start, min(s.end, now)) for s in segs if s.start < now]
+        for p, segs in by_pid.items()
+    }
+    pids = list(clipped)
+    floor = FloorState()
+    for _, pid, u in conversation_utterances(
+        clipped, _hops(cfg.turn_gap_s), _hops(cfg.backchannel_max_s)
+    ):
+        floor.walk(pid, u, cfg)
+    _, m = _speech_matrix(clipped, 0, now)
+    state = SweepState()
+    sweep(
+        state,
+        pids,
+        m,
+        min_silence=_hops(cfg.group_silence_min_s),
+        min_overlap=_hops(cfg.overlap_min_s),
+    )
+    return _figures(
+        pids=pids,
+        roles=roles or {},
+        segs=clipped,
+        floor=floor,
+        sweep_state=state,
+        now=now,
+        cfg=cfg,
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# the live path: the same figures, incrementally
+
+
+@dataclass(slots=True)
+class _Track:
+    role: str
+    segments: list[SpeechSegment] = field(default_factory=list)  # final, in order
+    spoken: int = 0  # hops in `segments`
+    settled: int = 0  # hops before this are final for this participant
+    unwalked: int = 0  # index of the first segment the floor walk has not taken
+    unswept: int = 0  # index of the first segment the sweep may still need
+
+
+class SignalTracker:
+    """`session_signals`, computed as segments arrive (the live path).
+
+    Feed each participant's final segments in order (`add_segments`) and how far their
+    speech is settled (`settle`: no segment will start before that hop). The floor walk
+    and the overlap/silence sweep advance as far as every participant is settled;
+    shares, windows and time since last spoke also use the segment still open. Once
+    everything up to a hop is settled, the figures equal `session_signals` at that hop
+    (tests/test_signals.py).
+
+    A backchannel or a turn is classified once it and every utterance that started
+    before it have ended, so counts inside a long monologue appear when it ends.
+    """
+
+    def __init__(self, cfg: SignalConfig) -> None:
+        self.cfg = cfg
+        self._tracks: dict[str, _Track] = {}
+        self.floor = FloorState()
+        self.sweep = SweepState()
+        self._gap = _hops(cfg.turn_gap_s)
+
+    def reset(self) -> None:
+        self._tracks.clear()
+        self.floor.reset()
+        self.sweep.reset()
+
+    @property
+    def participants(self) -> list[str]:
+        return list(self._tracks)
+
+    def add_participant(self, pid: str, role: str = "participant") -> None:
+        if pid not in self._tracks:
+            self._tracks[pid] = _Track(role=role)
+
+    def add_segments(self, pid: str, segments: Iterable[SpeechSegment]) -> None:
+        t = self._tracks[pid]
+        for seg in segments:
+            if t.segments and seg.start < t.segments[-1].end:
+                raise ValueError(f"{pid}: segments must come in order and not overlap")
+            t.segments.append(seg)
+            t.spoken += seg.end - seg.start
+            t.settled = max(t.settled, seg.end)
+
+    def settle(self, pid: str, until: int) -> None:
+        """Nothing of `pid` that starts before `until` is still to come."""
+        t = self._tracks[pid]
+        t.settled = max(t.settled, until)
+
+    def advance(self) -> None:
+        """Walk the floor and sweep as far as every participant is settled."""
+        if not self._tracks:
+            return
+        settled = min(t.settled for t in self._tracks.values())
+        self._walk(settled)
+        self._sweep(settled)
+
+    def finish(self, now: int) -> None:
+        """End of session: everything up to `now` is final."""
+        for t in self._tracks.values():
+            t.settled = max(t.settled, now)
+        self._walk(None)
+        self._sweep(now)
+
+    def _walk(self, settled: int | None) -> None:
+        """Classify the utterances before the last pause of the whole group longer than
+        `turn_gap_s` that is known to be over (None: everything). Utterances never span
+        such a pause, and whether a pause splits one depends only on speech next to it,
+        so walking in these chunks gives the batch result."""
+        pending = [(s, pid) for pid, t in self._tracks.items() for s in t.segments[t.unwalked :]]
+        if not pending:
+            return
+        pending.sort(key=lambda x: x[0].start)
+        cut = -1  # walk the pending segments that end by `cut`
+        if settled is None:
+            cut = max(s.end for s, _ in pending)
+        else:
+            reach = -1
+            for seg, _ in pending:
+                # a pause of the whole group, over before anything still to come starts
+                if reach >= 0 and seg.start - reach > self._gap and reach + self._gap < settled:
+                    cut = reach
+                reach = max(reach, seg.end)
+            if settled - reach > self._gap:
+                cut = reach  # the group has been quiet since, and nothing more can come
+        if cut < 0:
+            return
+        chunk: dict[str, list[SpeechSegment]] = {pid: [] for pid in self._tracks}
+        for pid, t in self._tracks.items():
+            k = t.unwalked
+            while k < len(t.segments) and t.segments[k].end <= cut:
+                chunk[pid].append(t.segments[k])
+                k += 1
+            t.unwalked = k
+        for _, pid, u in conversation_utterances(
+            chunk, self._gap, _hops(self.cfg.backchannel_max_s)
+        ):
+            self.floor.walk(pid, u, self.cfg)
+
+    def _sweep(self, until: int) -> None:
+        lo = self.sweep.hop
+        if until <= lo:
+            return
+        pids = list(self._tracks)
+        block = np.zeros((len(pids), until - lo), np.bool_)
+        for row, pid in enumerate(pids):
+            t = self._tracks[pid]
+            segs = t.segments
+            k = t.unswept
+            while k < len(segs) and segs[k].start < until:
+                a, b = max(segs[k].start, lo), min(segs[k].end, until)
+                if b > a:
+                    block[row, a - lo : b - lo] = True
+                k += 1
+            while t.unswept < len(segs) and segs[t.unswept].end <= until:
+                t.unswept += 1
+        sweep(
+            self.sweep,
+            pids,
+            block,
+            min_silence=_hops(self.cfg.group_silence_min_s),
+            min_overlap=_hops(self.cfg.overlap_min_s),
+        )
+
+    def snapshot(
+        self, now: int, open_segments: Mapping[str, SpeechSegment | None] | None = None
+    ) -> SessionSignals:
+        """The figures at hop `now`; `open_segments` are the segments in progress."""
+        open_segments = open_segments or {}
+        horizon = now - _hops(300.0)
+        segs: dict[str, list[SpeechSegment]] = {}
+        for pid, t in self._tracks.items():
+            recent = []
+            for seg in reversed(t.segments):
+                if seg.end <= horizon:
+                    break
+                recent.append(seg)
+            recent.reverse()
+            extra = open_segments.get(pid)
+            if extra is not None:
+                recent.append(extra)
+            segs[pid] = recent
+        spoken, last_end = {}, {}
+        for pid, t in self._tracks.items():
+            o = open_segments.get(pid)
+            spoken[pid] = t.spoken + (o.end - o.start if o is not None else 0)
+            last_end[pid] = max(
+                t.segments[-1].end if t.segments else -1, o.end if o is not None else -1
+            )
+        return _figures(
+            pids=list(self._tracks),
+            roles={p: t.role for p, t in self._tracks.items()},
+            segs=segs,
+            floor=self.floor,
+            sweep_state=self.sweep,
+            now=now,
+            cfg=self.cfg,
+            spoken=spoken,
+            last_end=last_end,
+        )

@@ -45,8 +45,26 @@ class TrackInfo:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class Alert:
+    """A prompt for the facilitator to look (engine/alerts.py raises and clears them)."""
+
+    id: str  # stable for the alert's life: kind, participant and start
+    kind: str  # withdrawal | dominance | group_silence | interrupted
+    participant: str  # pseudonym; "" for the whole group
+    since_s: float  # session time it was raised
+    cleared_s: float  # session time it cleared; -1 while active
+    message: str  # plain words
+
+    @property
+    def active(self) -> bool:
+        return self.cleared_s < 0
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class ParticipantView:
-    """What a facilitator may see of one participant: a pseudonym and figures, no audio."""
+    """What a facilitator may see of one participant: a pseudonym and figures, no audio.
+
+    The figures are defined in docs/signals.md."""
 
     participant_id: str
     role: str
@@ -56,6 +74,28 @@ class ParticipantView:
     share: float
     since_last_spoke_s: float  # -1 until the participant first speaks
     unknown_s: float
+    share_5min: float = 0.0
+    share_1min: float = 0.0
+    share_vs_equal: float = 0.0
+    turns: int = 0
+    mean_turn_s: float = 0.0
+    longest_turn_s: float = 0.0
+    backchannels: int = 0
+    response_latency_s: float = -1.0  # median; -1 without a response yet
+    responses: int = 0
+    overlap_s: float = 0.0
+    overlaps: int = 0
+    interruptions_made: int = 0
+    interruptions_received: int = 0
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Transition:
+    """Floor changes from one participant to another (who follows whom)."""
+
+    from_id: str
+    to_id: str
+    count: int
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -66,3 +106,16 @@ class SessionView:
     participants: tuple[ParticipantView, ...]
     events: tuple[str, ...] = ()
     final: bool = False
+    balance_entropy: float = 1.0
+    balance_gini: float = 0.0
+    balance_entropy_5min: float = 1.0
+    group_silences: int = 0
+    group_silence_s: float = 0.0
+    longest_group_silence_s: float = 0.0
+    current_group_silence_s: float = 0.0
+    overlaps: int = 0
+    overlap_s: float = 0.0
+    turn_rate_per_min: float = 0.0
+    facilitator_share: float = -1.0  # -1 without a facilitator
+    follows: tuple[Transition, ...] = ()
+    alerts: tuple[Alert, ...] = ()  # active ones (all, with clearing times, in summaries)

@@ -24,7 +24,7 @@ REPLAY_LINE = re.compile(r"^(\w+): (\d+) frames as (\S+), (\d+) warnings$", re.M
 
 @pytest.fixture(scope="module")
 def offline() -> Analysis:
-    return analyze([sample_session()], VadConfig())
+    return analyze([sample_session()], VadConfig(), roles={"facilitator": "facilitator"})
 
 
 @pytest.mark.parametrize("codec", ["opus", "pcm"])
@@ -84,6 +84,37 @@ async def test_replay_gives_the_offline_figures(
     for p in summary.participants:
         assert p.share == pytest.approx(p.speaking_s / total, abs=1e-9)
     assert sum(p.share for p in summary.participants) == pytest.approx(1.0, abs=1e-9)
+    # The engagement signals and alerts agree too (the live path classifies turns from
+    # its own segments, which may differ from the offline ones by a hop here and there).
+    sig = offline.signals
+    for name in NAMES:
+        live, ref = got[name], sig.participants[name]
+        for field in ("turns", "backchannels", "interruptions_made", "interruptions_received"):
+            assert abs(getattr(live, field) - getattr(ref, field)) <= 1, (name, field)
+        assert live.overlap_s == pytest.approx(ref.overlap_s, abs=0.5), name
+        # a pause of about 1 s may join two utterances on one path and not the other
+        assert live.longest_turn_s == pytest.approx(ref.longest_turn_s, abs=1.0), name
+    g = summary.group
+    assert g.group_silences == sig.group_silences
+    assert g.longest_group_silence_s == pytest.approx(sig.longest_group_silence_s, abs=0.3)
+    assert g.balance_entropy == pytest.approx(sig.balance_entropy, abs=0.01)
+    assert g.balance_gini == pytest.approx(sig.balance_gini, abs=0.01)
+    assert g.facilitator_share == pytest.approx(sig.facilitator_share, abs=0.01)
+    assert g.turn_rate_per_min == pytest.approx(sig.turn_rate_per_min, rel=0.1)
+    follows = {(names[t.from_id], names[t.to_id]): t.count for t in g.follows}
+    assert sum(follows.values()) == pytest.approx(sum(sig.follows.values()), abs=2)
+    assert [(a.kind, names.get(a.participant_id, "")) for a in summary.alerts] == [
+        (a.kind, a.participant) for a in offline.alerts
+    ]
+    for live_alert, ref_alert in zip(summary.alerts, offline.alerts, strict=True):
+        assert live_alert.since_s == pytest.approx(ref_alert.since_s, abs=2.0)
+    # Every snapshot carries the session signals; alerts while active.
+    assert all(s.HasField("group") for s in snaps)
+    if offline.alerts:
+        first = offline.alerts[0]
+        assert any(
+            a.kind == first.kind for s in snaps if not s.final for a in s.alerts
+        ), "an alert the recording raised never showed in a live snapshot"
     # Participants appear under pseudonyms only.
     for p in summary.participants:
         assert PSEUDONYM.match(p.participant_id), p.participant_id

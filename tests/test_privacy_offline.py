@@ -12,6 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from engine.sample import sample_session
 
 REPO = Path(__file__).resolve().parents[1]
@@ -33,7 +35,8 @@ def snapshot(*roots: Path) -> dict[str, float]:
     return files
 
 
-def test_analyze_writes_only_the_requested_json(tmp_path: Path) -> None:
+@pytest.mark.parametrize("vad", ["webrtc", "silero"])  # silero: onnxruntime writes nothing
+def test_analyze_writes_only_the_requested_json(tmp_path: Path, vad: str) -> None:
     home, tmp, work = tmp_path / "home", tmp_path / "tmp", tmp_path / "work"
     for d in (home, tmp, work):
         d.mkdir()
@@ -42,7 +45,10 @@ def test_analyze_writes_only_the_requested_json(tmp_path: Path) -> None:
     out = work / "result.json"
     env = dict(os.environ, HOME=str(home), TMPDIR=str(tmp), XDG_CACHE_HOME=str(home / ".cache"))
     r = subprocess.run(
-        [sys.executable, "-m", "cli.main", "analyze", str(sample_session()), "--json", str(out)],
+        [
+            *(sys.executable, "-m", "cli.main", "analyze", str(sample_session())),
+            *("--vad", vad, "--json", str(out)),
+        ],
         cwd=work,
         env=env,
         capture_output=True,
@@ -70,7 +76,10 @@ def test_analyze_writes_only_the_requested_json(tmp_path: Path) -> None:
             "longest_turn_s",
             "longest_silence_s",
             "segments",
+            "signals",
         }
         assert len(p["segments"]) < 100
+        # figures only: numbers (null where undefined), no arrays that could hold samples
+        assert all(v is None or isinstance(v, int | float) for v in p["signals"].values())
     # Nothing but the table went to the terminal.
     assert len(r.stdout) < 2000

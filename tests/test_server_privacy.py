@@ -25,9 +25,17 @@ pytestmark = pytest.mark.timeout(120)
 
 S = "privacy-1"
 REFS = re.compile(r"\b(facilitator|ana|ben|cleo)\b", re.IGNORECASE)
+ALERT_TEXT = (
+    r"(p-[0-9a-f]{10} has not spoken for \d+ minutes? while others talked"
+    r"|p-[0-9a-f]{10} did \d+% of the talking in the last 5 minutes"
+    r"|p-[0-9a-f]{10} was interrupted \d+ times in the last 5 minutes"
+    r"|nobody has spoken for \d+ s)"
+)
+ALERT_ID = r"(withdrawal|dominance|interrupted|group_silence):(p-[0-9a-f]{10}|group):\d+"
 EVENT = re.compile(
     r"^(p-[0-9a-f]{10} (joined|reconnected|disconnected|started speaking|stopped speaking)"
-    r"|session (ended|server shutting down|ended after every participant left))$"
+    r"|session (ended|server shutting down|ended after every participant left)"
+    rf"|alert {ALERT_ID} (raised|cleared): {ALERT_TEXT})$"
 )
 ALLOWED_NEW = (".nbi", ".nbc", ".pyc")  # numba's and Python's caches, next to the code
 F = descriptor.FieldDescriptor
@@ -50,16 +58,10 @@ def _env(tmp_path: Path) -> dict[str, str]:
 def test_snapshots_can_carry_only_pseudonyms_and_figures() -> None:
     """The wire contract itself: no field that could hold audio, words or a name."""
     participant = {f.name: f.type for f in pb.ParticipantSignals.DESCRIPTOR.fields}
-    assert participant == {
-        "participant_id": F.TYPE_STRING,
-        "role": F.TYPE_ENUM,
-        "connected": F.TYPE_BOOL,
-        "speaking": F.TYPE_BOOL,
-        "speaking_s": F.TYPE_DOUBLE,
-        "share": F.TYPE_DOUBLE,
-        "since_last_spoke_s": F.TYPE_DOUBLE,
-        "unknown_s": F.TYPE_DOUBLE,
-    }
+    assert participant.pop("participant_id") == F.TYPE_STRING
+    assert participant.pop("role") == F.TYPE_ENUM
+    assert participant.pop("connected") == participant.pop("speaking") == F.TYPE_BOOL
+    assert set(participant.values()) <= {F.TYPE_DOUBLE, F.TYPE_UINT32}  # figures only
     snapshot = {f.name: f.type for f in pb.SessionSnapshot.DESCRIPTOR.fields}
     assert snapshot == {
         "session_id": F.TYPE_STRING,
@@ -68,9 +70,18 @@ def test_snapshots_can_carry_only_pseudonyms_and_figures() -> None:
         "participants": F.TYPE_MESSAGE,
         "events": F.TYPE_STRING,
         "final": F.TYPE_BOOL,
+        "group": F.TYPE_MESSAGE,
+        "alerts": F.TYPE_MESSAGE,
     }
+    group = {f.name: f.type for f in pb.GroupSignals.DESCRIPTOR.fields}
+    assert group.pop("follows") == F.TYPE_MESSAGE
+    assert set(group.values()) <= {F.TYPE_DOUBLE, F.TYPE_UINT32}
+    transition = {f.name: f.type for f in pb.Transition.DESCRIPTOR.fields}
+    assert transition == {"from_id": F.TYPE_STRING, "to_id": F.TYPE_STRING, "count": F.TYPE_UINT32}
+    alert = {f.name for f in pb.Alert.DESCRIPTOR.fields if f.type == F.TYPE_STRING}
+    assert alert == {"id", "kind", "participant_id", "message"}  # checked by pattern below
     summary = {f.name for f in pb.SessionSummary.DESCRIPTOR.fields}
-    assert summary == {"session_id", "duration_ms", "participants"}
+    assert summary == {"session_id", "duration_ms", "participants", "group", "alerts"}
 
 
 def check_snapshot(raw: bytes) -> pb.SessionSnapshot:
@@ -88,6 +99,11 @@ def check_snapshot(raw: bytes) -> pb.SessionSnapshot:
         assert 0 <= p.share <= 1 and p.speaking_s >= 0 and p.unknown_s >= 0
         assert p.since_last_spoke_s >= -1
         assert p.speaking_s <= snap.session_ms / 1000 + 0.01
+    for t in snap.group.follows:
+        assert PSEUDONYM.match(t.from_id) and PSEUDONYM.match(t.to_id)
+    for a in snap.alerts:
+        assert re.fullmatch(ALERT_ID, a.id) and re.fullmatch(ALERT_TEXT, a.message), a
+        assert a.participant_id == "" or PSEUDONYM.match(a.participant_id)
     return snap
 
 

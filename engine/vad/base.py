@@ -112,6 +112,12 @@ class Hangover:
         start, end = int(st[kernels.H_SEG_START]), int(st[kernels.H_LAST_END])
         return SpeechSegment(start, end) if end - start >= self.config.min_speech_hops else None
 
+    def settled_until(self) -> int:
+        """Hops before this are final: every segment starting earlier has been returned
+        by `push` (the open one, if any, starts here or later)."""
+        st = self._state
+        return int(st[kernels.H_SEG_START] if st[kernels.H_SEG_OPEN] else st[kernels.H_T])
+
     @property
     def in_speech(self) -> bool:
         """True while a segment is open (speech now, or a gap not yet long enough to end it)."""

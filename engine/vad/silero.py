@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from importlib import resources
 
 import numpy as np
-import onnxruntime as ort
 
 from engine.config import VadConfig
+from engine.ort import onnxruntime as ort
 from engine.types import HOP, SAMPLE_RATE
 from engine.vad.base import VadStreamState, check_hops
 

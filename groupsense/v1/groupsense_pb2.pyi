@@ -116,7 +116,7 @@ class SubscribeRequest(_message.Message):
     def __init__(self, session_id: _Optional[str] = ...) -> None: ...
 
 class ParticipantSignals(_message.Message):
-    __slots__ = ("participant_id", "role", "connected", "speaking", "speaking_s", "share", "since_last_spoke_s", "unknown_s")
+    __slots__ = ("participant_id", "role", "connected", "speaking", "speaking_s", "share", "since_last_spoke_s", "unknown_s", "share_5min", "share_1min", "share_vs_equal", "turns", "mean_turn_s", "longest_turn_s", "backchannels", "response_latency_s", "responses", "overlap_s", "overlaps", "interruptions_made", "interruptions_received")
     PARTICIPANT_ID_FIELD_NUMBER: _ClassVar[int]
     ROLE_FIELD_NUMBER: _ClassVar[int]
     CONNECTED_FIELD_NUMBER: _ClassVar[int]
@@ -125,6 +125,19 @@ class ParticipantSignals(_message.Message):
     SHARE_FIELD_NUMBER: _ClassVar[int]
     SINCE_LAST_SPOKE_S_FIELD_NUMBER: _ClassVar[int]
     UNKNOWN_S_FIELD_NUMBER: _ClassVar[int]
+    SHARE_5MIN_FIELD_NUMBER: _ClassVar[int]
+    SHARE_1MIN_FIELD_NUMBER: _ClassVar[int]
+    SHARE_VS_EQUAL_FIELD_NUMBER: _ClassVar[int]
+    TURNS_FIELD_NUMBER: _ClassVar[int]
+    MEAN_TURN_S_FIELD_NUMBER: _ClassVar[int]
+    LONGEST_TURN_S_FIELD_NUMBER: _ClassVar[int]
+    BACKCHANNELS_FIELD_NUMBER: _ClassVar[int]
+    RESPONSE_LATENCY_S_FIELD_NUMBER: _ClassVar[int]
+    RESPONSES_FIELD_NUMBER: _ClassVar[int]
+    OVERLAP_S_FIELD_NUMBER: _ClassVar[int]
+    OVERLAPS_FIELD_NUMBER: _ClassVar[int]
+    INTERRUPTIONS_MADE_FIELD_NUMBER: _ClassVar[int]
+    INTERRUPTIONS_RECEIVED_FIELD_NUMBER: _ClassVar[int]
     participant_id: str
     role: Role
     connected: bool
@@ -133,23 +146,94 @@ class ParticipantSignals(_message.Message):
     share: float
     since_last_spoke_s: float
     unknown_s: float
-    def __init__(self, participant_id: _Optional[str] = ..., role: _Optional[_Union[Role, str]] = ..., connected: _Optional[bool] = ..., speaking: _Optional[bool] = ..., speaking_s: _Optional[float] = ..., share: _Optional[float] = ..., since_last_spoke_s: _Optional[float] = ..., unknown_s: _Optional[float] = ...) -> None: ...
+    share_5min: float
+    share_1min: float
+    share_vs_equal: float
+    turns: int
+    mean_turn_s: float
+    longest_turn_s: float
+    backchannels: int
+    response_latency_s: float
+    responses: int
+    overlap_s: float
+    overlaps: int
+    interruptions_made: int
+    interruptions_received: int
+    def __init__(self, participant_id: _Optional[str] = ..., role: _Optional[_Union[Role, str]] = ..., connected: _Optional[bool] = ..., speaking: _Optional[bool] = ..., speaking_s: _Optional[float] = ..., share: _Optional[float] = ..., since_last_spoke_s: _Optional[float] = ..., unknown_s: _Optional[float] = ..., share_5min: _Optional[float] = ..., share_1min: _Optional[float] = ..., share_vs_equal: _Optional[float] = ..., turns: _Optional[int] = ..., mean_turn_s: _Optional[float] = ..., longest_turn_s: _Optional[float] = ..., backchannels: _Optional[int] = ..., response_latency_s: _Optional[float] = ..., responses: _Optional[int] = ..., overlap_s: _Optional[float] = ..., overlaps: _Optional[int] = ..., interruptions_made: _Optional[int] = ..., interruptions_received: _Optional[int] = ...) -> None: ...
+
+class Transition(_message.Message):
+    __slots__ = ("from_id", "to_id", "count")
+    FROM_ID_FIELD_NUMBER: _ClassVar[int]
+    TO_ID_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    from_id: str
+    to_id: str
+    count: int
+    def __init__(self, from_id: _Optional[str] = ..., to_id: _Optional[str] = ..., count: _Optional[int] = ...) -> None: ...
+
+class Alert(_message.Message):
+    __slots__ = ("id", "kind", "participant_id", "since_s", "cleared_s", "message")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    PARTICIPANT_ID_FIELD_NUMBER: _ClassVar[int]
+    SINCE_S_FIELD_NUMBER: _ClassVar[int]
+    CLEARED_S_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    kind: str
+    participant_id: str
+    since_s: float
+    cleared_s: float
+    message: str
+    def __init__(self, id: _Optional[str] = ..., kind: _Optional[str] = ..., participant_id: _Optional[str] = ..., since_s: _Optional[float] = ..., cleared_s: _Optional[float] = ..., message: _Optional[str] = ...) -> None: ...
+
+class GroupSignals(_message.Message):
+    __slots__ = ("balance_entropy", "balance_gini", "balance_entropy_5min", "group_silences", "group_silence_s", "longest_group_silence_s", "current_group_silence_s", "overlaps", "overlap_s", "turn_rate_per_min", "facilitator_share", "follows")
+    BALANCE_ENTROPY_FIELD_NUMBER: _ClassVar[int]
+    BALANCE_GINI_FIELD_NUMBER: _ClassVar[int]
+    BALANCE_ENTROPY_5MIN_FIELD_NUMBER: _ClassVar[int]
+    GROUP_SILENCES_FIELD_NUMBER: _ClassVar[int]
+    GROUP_SILENCE_S_FIELD_NUMBER: _ClassVar[int]
+    LONGEST_GROUP_SILENCE_S_FIELD_NUMBER: _ClassVar[int]
+    CURRENT_GROUP_SILENCE_S_FIELD_NUMBER: _ClassVar[int]
+    OVERLAPS_FIELD_NUMBER: _ClassVar[int]
+    OVERLAP_S_FIELD_NUMBER: _ClassVar[int]
+    TURN_RATE_PER_MIN_FIELD_NUMBER: _ClassVar[int]
+    FACILITATOR_SHARE_FIELD_NUMBER: _ClassVar[int]
+    FOLLOWS_FIELD_NUMBER: _ClassVar[int]
+    balance_entropy: float
+    balance_gini: float
+    balance_entropy_5min: float
+    group_silences: int
+    group_silence_s: float
+    longest_group_silence_s: float
+    current_group_silence_s: float
+    overlaps: int
+    overlap_s: float
+    turn_rate_per_min: float
+    facilitator_share: float
+    follows: _containers.RepeatedCompositeFieldContainer[Transition]
+    def __init__(self, balance_entropy: _Optional[float] = ..., balance_gini: _Optional[float] = ..., balance_entropy_5min: _Optional[float] = ..., group_silences: _Optional[int] = ..., group_silence_s: _Optional[float] = ..., longest_group_silence_s: _Optional[float] = ..., current_group_silence_s: _Optional[float] = ..., overlaps: _Optional[int] = ..., overlap_s: _Optional[float] = ..., turn_rate_per_min: _Optional[float] = ..., facilitator_share: _Optional[float] = ..., follows: _Optional[_Iterable[_Union[Transition, _Mapping]]] = ...) -> None: ...
 
 class SessionSnapshot(_message.Message):
-    __slots__ = ("session_id", "snapshot_seq", "session_ms", "participants", "events", "final")
+    __slots__ = ("session_id", "snapshot_seq", "session_ms", "participants", "events", "final", "group", "alerts")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     SNAPSHOT_SEQ_FIELD_NUMBER: _ClassVar[int]
     SESSION_MS_FIELD_NUMBER: _ClassVar[int]
     PARTICIPANTS_FIELD_NUMBER: _ClassVar[int]
     EVENTS_FIELD_NUMBER: _ClassVar[int]
     FINAL_FIELD_NUMBER: _ClassVar[int]
+    GROUP_FIELD_NUMBER: _ClassVar[int]
+    ALERTS_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     snapshot_seq: int
     session_ms: int
     participants: _containers.RepeatedCompositeFieldContainer[ParticipantSignals]
     events: _containers.RepeatedScalarFieldContainer[str]
     final: bool
-    def __init__(self, session_id: _Optional[str] = ..., snapshot_seq: _Optional[int] = ..., session_ms: _Optional[int] = ..., participants: _Optional[_Iterable[_Union[ParticipantSignals, _Mapping]]] = ..., events: _Optional[_Iterable[str]] = ..., final: _Optional[bool] = ...) -> None: ...
+    group: GroupSignals
+    alerts: _containers.RepeatedCompositeFieldContainer[Alert]
+    def __init__(self, session_id: _Optional[str] = ..., snapshot_seq: _Optional[int] = ..., session_ms: _Optional[int] = ..., participants: _Optional[_Iterable[_Union[ParticipantSignals, _Mapping]]] = ..., events: _Optional[_Iterable[str]] = ..., final: _Optional[bool] = ..., group: _Optional[_Union[GroupSignals, _Mapping]] = ..., alerts: _Optional[_Iterable[_Union[Alert, _Mapping]]] = ...) -> None: ...
 
 class ListSessionsRequest(_message.Message):
     __slots__ = ()
@@ -186,11 +270,15 @@ class GetSummaryRequest(_message.Message):
     def __init__(self, session_id: _Optional[str] = ...) -> None: ...
 
 class SessionSummary(_message.Message):
-    __slots__ = ("session_id", "duration_ms", "participants")
+    __slots__ = ("session_id", "duration_ms", "participants", "group", "alerts")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     DURATION_MS_FIELD_NUMBER: _ClassVar[int]
     PARTICIPANTS_FIELD_NUMBER: _ClassVar[int]
+    GROUP_FIELD_NUMBER: _ClassVar[int]
+    ALERTS_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     duration_ms: int
     participants: _containers.RepeatedCompositeFieldContainer[ParticipantSignals]
-    def __init__(self, session_id: _Optional[str] = ..., duration_ms: _Optional[int] = ..., participants: _Optional[_Iterable[_Union[ParticipantSignals, _Mapping]]] = ...) -> None: ...
+    group: GroupSignals
+    alerts: _containers.RepeatedCompositeFieldContainer[Alert]
+    def __init__(self, session_id: _Optional[str] = ..., duration_ms: _Optional[int] = ..., participants: _Optional[_Iterable[_Union[ParticipantSignals, _Mapping]]] = ..., group: _Optional[_Union[GroupSignals, _Mapping]] = ..., alerts: _Optional[_Iterable[_Union[Alert, _Mapping]]] = ...) -> None: ...
