@@ -31,6 +31,9 @@ class ParticipantPipeline:
     hops_in: int = 0
     keep_levels: bool = False  # collect per-hop levels (dBFS) for bleed detection
     levels: list[np.ndarray] = field(default_factory=list)  # consumer clears them
+    keep_audio: bool = False  # hand hops + VAD flags to the affect path (consent only)
+    audio: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)  # consumer clears
+    hops_done: int = 0  # hops through the VAD
 
     @classmethod
     def open(cls, name: str, backend: VadBackend, config: VadConfig) -> ParticipantPipeline:
@@ -54,7 +57,9 @@ class ParticipantPipeline:
         self.pending.clear()
         self.segments.clear()
         self.levels.clear()
+        self.audio.clear()
         self.hops_in = 0
+        self.hops_done = 0
 
 
 def step(backend: VadBackend, pipelines: Sequence[ParticipantPipeline]) -> list[SpeechSegment]:
@@ -68,6 +73,9 @@ def step(backend: VadBackend, pipelines: Sequence[ParticipantPipeline]) -> list[
     for p, h, pr in zip(ready, hops, probs, strict=True):
         if p.keep_levels:
             p.levels.append(hop_levels(h))
+        if p.keep_audio:
+            p.audio.append((h, pr >= p.hangover.config.threshold))
+        p.hops_done += h.shape[0]
         p.pending.clear()
         new = p.hangover.push(pr)
         p.segments.extend(new)

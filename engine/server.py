@@ -24,7 +24,7 @@ from engine.errors import GroupsenseError, StreamFormatError
 from engine.ingest import Codec, Role, StreamSpec, StreamWarning
 from engine.live import LiveEngine, StreamHandle
 from engine.privacy import Pseudonymizer
-from engine.types import Alert, ParticipantView, SessionView
+from engine.types import Alert, Cue, ParticipantView, SessionView
 from groupsense.v1 import groupsense_pb2 as pb
 from groupsense.v1 import groupsense_pb2_grpc as pb_grpc
 
@@ -188,6 +188,23 @@ def participant_pb(v: ParticipantView) -> pb.ParticipantSignals:
         overlaps=v.overlaps,
         interruptions_made=v.interruptions_made,
         interruptions_received=v.interruptions_received,
+        affect=v.affect,
+        arousal=v.arousal,
+        valence=v.valence,
+        cues=[cue_pb(c) for c in v.cues],
+    )
+
+
+def cue_pb(c: Cue) -> pb.Cue:
+    return pb.Cue(
+        id=c.id,
+        kind=c.kind,
+        since_s=c.since_s,
+        cleared_s=c.cleared_s,
+        deviation=c.deviation,
+        evidence_s=c.evidence_s,
+        confidence=c.confidence,
+        message=c.message,
     )
 
 
@@ -382,6 +399,7 @@ class Server:
             pseudonymizer=Pseudonymizer(secret),
             signals=config.signals,
             alerts=config.alerts,
+            bleed=config.bleed,
         )
         self.health = HealthServicer()
         self._server: grpc.aio.Server | None = None

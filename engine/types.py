@@ -61,6 +61,26 @@ class Alert:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class Cue:
+    """A gentle, explained note about how a participant's voice differs from their own
+    usual (engine/affect/cues.py). Only for participants who consented."""
+
+    id: str
+    kind: str  # raised_pitch | pitch_variability | strained_voice | quiet_speech | ...
+    participant: str
+    since_s: float
+    cleared_s: float  # -1 while active
+    deviation: float  # smoothed, in the person's own baseline units
+    evidence_s: float  # seconds of their speech it rests on
+    confidence: float  # share of that speech beyond the raising threshold, 0-1
+    message: str  # plain words
+
+    @property
+    def active(self) -> bool:
+        return self.cleared_s < 0
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class ParticipantView:
     """What a facilitator may see of one participant: a pseudonym and figures, no audio.
 
@@ -87,6 +107,10 @@ class ParticipantView:
     overlaps: int = 0
     interruptions_made: int = 0
     interruptions_received: int = 0
+    affect: bool = False  # voice-affect analysis runs (the participant consented)
+    arousal: float = -1.0  # mean of the affect model over their recent speech; -1 if none
+    valence: float = -1.0
+    cues: tuple[Cue, ...] = ()  # active ones (all, with clearing times, in summaries)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

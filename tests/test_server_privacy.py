@@ -61,6 +61,11 @@ def test_snapshots_can_carry_only_pseudonyms_and_figures() -> None:
     assert participant.pop("participant_id") == F.TYPE_STRING
     assert participant.pop("role") == F.TYPE_ENUM
     assert participant.pop("connected") == participant.pop("speaking") == F.TYPE_BOOL
+    assert participant.pop("affect") == F.TYPE_BOOL
+    assert participant.pop("cues") == F.TYPE_MESSAGE
+    cue = {f.name for f in pb.Cue.DESCRIPTOR.fields if f.type == F.TYPE_STRING}
+    assert cue == {"id", "kind", "message"}
+    assert {f.type for f in pb.Cue.DESCRIPTOR.fields} <= {F.TYPE_STRING, F.TYPE_DOUBLE}
     assert set(participant.values()) <= {F.TYPE_DOUBLE, F.TYPE_UINT32}  # figures only
     snapshot = {f.name: f.type for f in pb.SessionSnapshot.DESCRIPTOR.fields}
     assert snapshot == {

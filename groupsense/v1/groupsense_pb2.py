@@ -24,17 +24,17 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1egroupsense/v1/groupsense.proto\x12\rgroupsense.v1\"\xb1\x02\n\x0cStreamConfig\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x17\n\x0fparticipant_ref\x18\x02 \x01(\t\x12!\n\x04role\x18\x03 \x01(\x0e\x32\x13.groupsense.v1.Role\x12#\n\x05\x63odec\x18\x04 \x01(\x0e\x32\x14.groupsense.v1.Codec\x12\x16\n\x0esample_rate_hz\x18\x05 \x01(\r\x12\x10\n\x08\x63hannels\x18\x06 \x01(\r\x12\x16\n\x0e\x61\x66\x66\x65\x63t_consent\x18\x07 \x01(\x08\x12\x19\n\x11shared_microphone\x18\x08 \x01(\x08\x12\x16\n\x0ertp_clock_rate\x18\t \x01(\r\x12\x1a\n\x12rtp_timestamp_base\x18\n \x01(\r\x12\x1b\n\x13rtp_base_capture_ms\x18\x0b \x01(\x04\"k\n\nAudioFrame\x12\x10\n\x08sequence\x18\x01 \x01(\x04\x12\x14\n\ncapture_ms\x18\x02 \x01(\x04H\x00\x12\x17\n\rrtp_timestamp\x18\x03 \x01(\rH\x00\x12\x0f\n\x07payload\x18\x04 \x01(\x0c\x42\x0b\n\ttimestamp\"u\n\rIngestRequest\x12-\n\x06\x63onfig\x18\x01 \x01(\x0b\x32\x1b.groupsense.v1.StreamConfigH\x00\x12*\n\x05\x66rame\x18\x02 \x01(\x0b\x32\x19.groupsense.v1.AudioFrameH\x00\x42\t\n\x07message\"\xd0\x01\n\rStreamWarning\x12/\n\x04kind\x18\x01 \x01(\x0e\x32!.groupsense.v1.StreamWarning.Kind\x12\x10\n\x08sequence\x18\x02 \x01(\x04\x12\x0e\n\x06\x64\x65tail\x18\x03 \x01(\t\"l\n\x04Kind\x12\x14\n\x10KIND_UNSPECIFIED\x10\x00\x12\x10\n\x0cSEQUENCE_GAP\x10\x01\x12\x0e\n\nLATE_FRAME\x10\x02\x12\r\n\tREORDERED\x10\x03\x12\r\n\tDUPLICATE\x10\x04\x12\x0e\n\nCLOCK_SKEW\x10\x05\"\x9e\x01\n\x0eIngestResponse\x12\x16\n\x0eparticipant_id\x18\x01 \x01(\t\x12\x17\n\x0f\x66rames_received\x18\x02 \x01(\x04\x12\x15\n\rlast_sequence\x18\x03 \x01(\x04\x12\x14\n\x0cprocessed_ms\x18\x04 \x01(\x04\x12.\n\x08warnings\x18\x05 \x03(\x0b\x32\x1c.groupsense.v1.StreamWarning\"&\n\x10SubscribeRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\"\xe8\x03\n\x12ParticipantSignals\x12\x16\n\x0eparticipant_id\x18\x01 \x01(\t\x12!\n\x04role\x18\x02 \x01(\x0e\x32\x13.groupsense.v1.Role\x12\x11\n\tconnected\x18\x03 \x01(\x08\x12\x10\n\x08speaking\x18\x04 \x01(\x08\x12\x12\n\nspeaking_s\x18\x05 \x01(\x01\x12\r\n\x05share\x18\x06 \x01(\x01\x12\x1a\n\x12since_last_spoke_s\x18\x07 \x01(\x01\x12\x11\n\tunknown_s\x18\x08 \x01(\x01\x12\x12\n\nshare_5min\x18\t \x01(\x01\x12\x12\n\nshare_1min\x18\n \x01(\x01\x12\x16\n\x0eshare_vs_equal\x18\x0b \x01(\x01\x12\r\n\x05turns\x18\x0c \x01(\r\x12\x13\n\x0bmean_turn_s\x18\r \x01(\x01\x12\x16\n\x0elongest_turn_s\x18\x0e \x01(\x01\x12\x14\n\x0c\x62\x61\x63kchannels\x18\x0f \x01(\r\x12\x1a\n\x12response_latency_s\x18\x10 \x01(\x01\x12\x11\n\tresponses\x18\x11 \x01(\r\x12\x11\n\toverlap_s\x18\x12 \x01(\x01\x12\x10\n\x08overlaps\x18\x13 \x01(\r\x12\x1a\n\x12interruptions_made\x18\x14 \x01(\r\x12\x1e\n\x16interruptions_received\x18\x15 \x01(\r\";\n\nTransition\x12\x0f\n\x07\x66rom_id\x18\x01 \x01(\t\x12\r\n\x05to_id\x18\x02 \x01(\t\x12\r\n\x05\x63ount\x18\x03 \x01(\r\"n\n\x05\x41lert\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x16\n\x0eparticipant_id\x18\x03 \x01(\t\x12\x0f\n\x07since_s\x18\x04 \x01(\x01\x12\x11\n\tcleared_s\x18\x05 \x01(\x01\x12\x0f\n\x07message\x18\x06 \x01(\t\"\xd5\x02\n\x0cGroupSignals\x12\x17\n\x0f\x62\x61lance_entropy\x18\x01 \x01(\x01\x12\x14\n\x0c\x62\x61lance_gini\x18\x02 \x01(\x01\x12\x1c\n\x14\x62\x61lance_entropy_5min\x18\x03 \x01(\x01\x12\x16\n\x0egroup_silences\x18\x04 \x01(\r\x12\x17\n\x0fgroup_silence_s\x18\x05 \x01(\x01\x12\x1f\n\x17longest_group_silence_s\x18\x06 \x01(\x01\x12\x1f\n\x17\x63urrent_group_silence_s\x18\x07 \x01(\x01\x12\x10\n\x08overlaps\x18\x08 \x01(\r\x12\x11\n\toverlap_s\x18\t \x01(\x01\x12\x19\n\x11turn_rate_per_min\x18\n \x01(\x01\x12\x19\n\x11\x66\x61\x63ilitator_share\x18\x0b \x01(\x01\x12*\n\x07\x66ollows\x18\x0c \x03(\x0b\x32\x19.groupsense.v1.Transition\"\xf9\x01\n\x0fSessionSnapshot\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x14\n\x0csnapshot_seq\x18\x02 \x01(\x04\x12\x12\n\nsession_ms\x18\x03 \x01(\x04\x12\x37\n\x0cparticipants\x18\x04 \x03(\x0b\x32!.groupsense.v1.ParticipantSignals\x12\x0e\n\x06\x65vents\x18\x05 \x03(\t\x12\r\n\x05\x66inal\x18\x06 \x01(\x08\x12*\n\x05group\x18\x07 \x01(\x0b\x32\x1b.groupsense.v1.GroupSignals\x12$\n\x06\x61lerts\x18\x08 \x03(\x0b\x32\x14.groupsense.v1.Alert\"\x15\n\x13ListSessionsRequest\"[\n\x0bSessionInfo\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x14\n\x0cparticipants\x18\x02 \x01(\r\x12\x12\n\nsession_ms\x18\x03 \x01(\x04\x12\x0e\n\x06\x61\x63tive\x18\x04 \x01(\x08\"D\n\x14ListSessionsResponse\x12,\n\x08sessions\x18\x01 \x03(\x0b\x32\x1a.groupsense.v1.SessionInfo\"\'\n\x11\x45ndSessionRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\"\'\n\x11GetSummaryRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\"\xc4\x01\n\x0eSessionSummary\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x13\n\x0b\x64uration_ms\x18\x02 \x01(\x04\x12\x37\n\x0cparticipants\x18\x03 \x03(\x0b\x32!.groupsense.v1.ParticipantSignals\x12*\n\x05group\x18\x04 \x01(\x0b\x32\x1b.groupsense.v1.GroupSignals\x12$\n\x06\x61lerts\x18\x05 \x03(\x0b\x32\x14.groupsense.v1.Alert*H\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\x14\n\x10ROLE_PARTICIPANT\x10\x01\x12\x14\n\x10ROLE_FACILITATOR\x10\x02*A\n\x05\x43odec\x12\x15\n\x11\x43ODEC_UNSPECIFIED\x10\x00\x12\x11\n\rCODEC_PCM16LE\x10\x01\x12\x0e\n\nCODEC_OPUS\x10\x02\x32_\n\rIngestService\x12N\n\x0bStreamAudio\x12\x1c.groupsense.v1.IngestRequest\x1a\x1d.groupsense.v1.IngestResponse(\x01\x30\x01\x32_\n\rSignalService\x12N\n\tSubscribe\x12\x1f.groupsense.v1.SubscribeRequest\x1a\x1e.groupsense.v1.SessionSnapshot0\x01\x32\x87\x02\n\x0eSessionService\x12W\n\x0cListSessions\x12\".groupsense.v1.ListSessionsRequest\x1a#.groupsense.v1.ListSessionsResponse\x12M\n\nEndSession\x12 .groupsense.v1.EndSessionRequest\x1a\x1d.groupsense.v1.SessionSummary\x12M\n\nGetSummary\x12 .groupsense.v1.GetSummaryRequest\x1a\x1d.groupsense.v1.SessionSummaryb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1egroupsense/v1/groupsense.proto\x12\rgroupsense.v1\"\xb1\x02\n\x0cStreamConfig\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x17\n\x0fparticipant_ref\x18\x02 \x01(\t\x12!\n\x04role\x18\x03 \x01(\x0e\x32\x13.groupsense.v1.Role\x12#\n\x05\x63odec\x18\x04 \x01(\x0e\x32\x14.groupsense.v1.Codec\x12\x16\n\x0esample_rate_hz\x18\x05 \x01(\r\x12\x10\n\x08\x63hannels\x18\x06 \x01(\r\x12\x16\n\x0e\x61\x66\x66\x65\x63t_consent\x18\x07 \x01(\x08\x12\x19\n\x11shared_microphone\x18\x08 \x01(\x08\x12\x16\n\x0ertp_clock_rate\x18\t \x01(\r\x12\x1a\n\x12rtp_timestamp_base\x18\n \x01(\r\x12\x1b\n\x13rtp_base_capture_ms\x18\x0b \x01(\x04\"k\n\nAudioFrame\x12\x10\n\x08sequence\x18\x01 \x01(\x04\x12\x14\n\ncapture_ms\x18\x02 \x01(\x04H\x00\x12\x17\n\rrtp_timestamp\x18\x03 \x01(\rH\x00\x12\x0f\n\x07payload\x18\x04 \x01(\x0c\x42\x0b\n\ttimestamp\"u\n\rIngestRequest\x12-\n\x06\x63onfig\x18\x01 \x01(\x0b\x32\x1b.groupsense.v1.StreamConfigH\x00\x12*\n\x05\x66rame\x18\x02 \x01(\x0b\x32\x19.groupsense.v1.AudioFrameH\x00\x42\t\n\x07message\"\xd0\x01\n\rStreamWarning\x12/\n\x04kind\x18\x01 \x01(\x0e\x32!.groupsense.v1.StreamWarning.Kind\x12\x10\n\x08sequence\x18\x02 \x01(\x04\x12\x0e\n\x06\x64\x65tail\x18\x03 \x01(\t\"l\n\x04Kind\x12\x14\n\x10KIND_UNSPECIFIED\x10\x00\x12\x10\n\x0cSEQUENCE_GAP\x10\x01\x12\x0e\n\nLATE_FRAME\x10\x02\x12\r\n\tREORDERED\x10\x03\x12\r\n\tDUPLICATE\x10\x04\x12\x0e\n\nCLOCK_SKEW\x10\x05\"\x9e\x01\n\x0eIngestResponse\x12\x16\n\x0eparticipant_id\x18\x01 \x01(\t\x12\x17\n\x0f\x66rames_received\x18\x02 \x01(\x04\x12\x15\n\rlast_sequence\x18\x03 \x01(\x04\x12\x14\n\x0cprocessed_ms\x18\x04 \x01(\x04\x12.\n\x08warnings\x18\x05 \x03(\x0b\x32\x1c.groupsense.v1.StreamWarning\"&\n\x10SubscribeRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\"\xbc\x04\n\x12ParticipantSignals\x12\x16\n\x0eparticipant_id\x18\x01 \x01(\t\x12!\n\x04role\x18\x02 \x01(\x0e\x32\x13.groupsense.v1.Role\x12\x11\n\tconnected\x18\x03 \x01(\x08\x12\x10\n\x08speaking\x18\x04 \x01(\x08\x12\x12\n\nspeaking_s\x18\x05 \x01(\x01\x12\r\n\x05share\x18\x06 \x01(\x01\x12\x1a\n\x12since_last_spoke_s\x18\x07 \x01(\x01\x12\x11\n\tunknown_s\x18\x08 \x01(\x01\x12\x12\n\nshare_5min\x18\t \x01(\x01\x12\x12\n\nshare_1min\x18\n \x01(\x01\x12\x16\n\x0eshare_vs_equal\x18\x0b \x01(\x01\x12\r\n\x05turns\x18\x0c \x01(\r\x12\x13\n\x0bmean_turn_s\x18\r \x01(\x01\x12\x16\n\x0elongest_turn_s\x18\x0e \x01(\x01\x12\x14\n\x0c\x62\x61\x63kchannels\x18\x0f \x01(\r\x12\x1a\n\x12response_latency_s\x18\x10 \x01(\x01\x12\x11\n\tresponses\x18\x11 \x01(\r\x12\x11\n\toverlap_s\x18\x12 \x01(\x01\x12\x10\n\x08overlaps\x18\x13 \x01(\r\x12\x1a\n\x12interruptions_made\x18\x14 \x01(\r\x12\x1e\n\x16interruptions_received\x18\x15 \x01(\r\x12\x0e\n\x06\x61\x66\x66\x65\x63t\x18\x16 \x01(\x08\x12\x0f\n\x07\x61rousal\x18\x17 \x01(\x01\x12\x0f\n\x07valence\x18\x18 \x01(\x01\x12 \n\x04\x63ues\x18\x19 \x03(\x0b\x32\x12.groupsense.v1.Cue\"\x8f\x01\n\x03\x43ue\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x0f\n\x07since_s\x18\x03 \x01(\x01\x12\x11\n\tcleared_s\x18\x04 \x01(\x01\x12\x11\n\tdeviation\x18\x05 \x01(\x01\x12\x12\n\nevidence_s\x18\x06 \x01(\x01\x12\x12\n\nconfidence\x18\x07 \x01(\x01\x12\x0f\n\x07message\x18\x08 \x01(\t\";\n\nTransition\x12\x0f\n\x07\x66rom_id\x18\x01 \x01(\t\x12\r\n\x05to_id\x18\x02 \x01(\t\x12\r\n\x05\x63ount\x18\x03 \x01(\r\"n\n\x05\x41lert\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x16\n\x0eparticipant_id\x18\x03 \x01(\t\x12\x0f\n\x07since_s\x18\x04 \x01(\x01\x12\x11\n\tcleared_s\x18\x05 \x01(\x01\x12\x0f\n\x07message\x18\x06 \x01(\t\"\xd5\x02\n\x0cGroupSignals\x12\x17\n\x0f\x62\x61lance_entropy\x18\x01 \x01(\x01\x12\x14\n\x0c\x62\x61lance_gini\x18\x02 \x01(\x01\x12\x1c\n\x14\x62\x61lance_entropy_5min\x18\x03 \x01(\x01\x12\x16\n\x0egroup_silences\x18\x04 \x01(\r\x12\x17\n\x0fgroup_silence_s\x18\x05 \x01(\x01\x12\x1f\n\x17longest_group_silence_s\x18\x06 \x01(\x01\x12\x1f\n\x17\x63urrent_group_silence_s\x18\x07 \x01(\x01\x12\x10\n\x08overlaps\x18\x08 \x01(\r\x12\x11\n\toverlap_s\x18\t \x01(\x01\x12\x19\n\x11turn_rate_per_min\x18\n \x01(\x01\x12\x19\n\x11\x66\x61\x63ilitator_share\x18\x0b \x01(\x01\x12*\n\x07\x66ollows\x18\x0c \x03(\x0b\x32\x19.groupsense.v1.Transition\"\xf9\x01\n\x0fSessionSnapshot\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x14\n\x0csnapshot_seq\x18\x02 \x01(\x04\x12\x12\n\nsession_ms\x18\x03 \x01(\x04\x12\x37\n\x0cparticipants\x18\x04 \x03(\x0b\x32!.groupsense.v1.ParticipantSignals\x12\x0e\n\x06\x65vents\x18\x05 \x03(\t\x12\r\n\x05\x66inal\x18\x06 \x01(\x08\x12*\n\x05group\x18\x07 \x01(\x0b\x32\x1b.groupsense.v1.GroupSignals\x12$\n\x06\x61lerts\x18\x08 \x03(\x0b\x32\x14.groupsense.v1.Alert\"\x15\n\x13ListSessionsRequest\"[\n\x0bSessionInfo\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x14\n\x0cparticipants\x18\x02 \x01(\r\x12\x12\n\nsession_ms\x18\x03 \x01(\x04\x12\x0e\n\x06\x61\x63tive\x18\x04 \x01(\x08\"D\n\x14ListSessionsResponse\x12,\n\x08sessions\x18\x01 \x03(\x0b\x32\x1a.groupsense.v1.SessionInfo\"\'\n\x11\x45ndSessionRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\"\'\n\x11GetSummaryRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\"\xc4\x01\n\x0eSessionSummary\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x13\n\x0b\x64uration_ms\x18\x02 \x01(\x04\x12\x37\n\x0cparticipants\x18\x03 \x03(\x0b\x32!.groupsense.v1.ParticipantSignals\x12*\n\x05group\x18\x04 \x01(\x0b\x32\x1b.groupsense.v1.GroupSignals\x12$\n\x06\x61lerts\x18\x05 \x03(\x0b\x32\x14.groupsense.v1.Alert*H\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\x14\n\x10ROLE_PARTICIPANT\x10\x01\x12\x14\n\x10ROLE_FACILITATOR\x10\x02*A\n\x05\x43odec\x12\x15\n\x11\x43ODEC_UNSPECIFIED\x10\x00\x12\x11\n\rCODEC_PCM16LE\x10\x01\x12\x0e\n\nCODEC_OPUS\x10\x02\x32_\n\rIngestService\x12N\n\x0bStreamAudio\x12\x1c.groupsense.v1.IngestRequest\x1a\x1d.groupsense.v1.IngestResponse(\x01\x30\x01\x32_\n\rSignalService\x12N\n\tSubscribe\x12\x1f.groupsense.v1.SubscribeRequest\x1a\x1e.groupsense.v1.SessionSnapshot0\x01\x32\x87\x02\n\x0eSessionService\x12W\n\x0cListSessions\x12\".groupsense.v1.ListSessionsRequest\x1a#.groupsense.v1.ListSessionsResponse\x12M\n\nEndSession\x12 .groupsense.v1.EndSessionRequest\x1a\x1d.groupsense.v1.SessionSummary\x12M\n\nGetSummary\x12 .groupsense.v1.GetSummaryRequest\x1a\x1d.groupsense.v1.SessionSummaryb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'groupsense.v1.groupsense_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ROLE']._serialized_start=2724
-  _globals['_ROLE']._serialized_end=2796
-  _globals['_CODEC']._serialized_start=2798
-  _globals['_CODEC']._serialized_end=2863
+  _globals['_ROLE']._serialized_start=2954
+  _globals['_ROLE']._serialized_end=3026
+  _globals['_CODEC']._serialized_start=3028
+  _globals['_CODEC']._serialized_end=3093
   _globals['_STREAMCONFIG']._serialized_start=50
   _globals['_STREAMCONFIG']._serialized_end=355
   _globals['_AUDIOFRAME']._serialized_start=357
@@ -50,31 +50,33 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SUBSCRIBEREQUEST']._serialized_start=957
   _globals['_SUBSCRIBEREQUEST']._serialized_end=995
   _globals['_PARTICIPANTSIGNALS']._serialized_start=998
-  _globals['_PARTICIPANTSIGNALS']._serialized_end=1486
-  _globals['_TRANSITION']._serialized_start=1488
-  _globals['_TRANSITION']._serialized_end=1547
-  _globals['_ALERT']._serialized_start=1549
-  _globals['_ALERT']._serialized_end=1659
-  _globals['_GROUPSIGNALS']._serialized_start=1662
-  _globals['_GROUPSIGNALS']._serialized_end=2003
-  _globals['_SESSIONSNAPSHOT']._serialized_start=2006
-  _globals['_SESSIONSNAPSHOT']._serialized_end=2255
-  _globals['_LISTSESSIONSREQUEST']._serialized_start=2257
-  _globals['_LISTSESSIONSREQUEST']._serialized_end=2278
-  _globals['_SESSIONINFO']._serialized_start=2280
-  _globals['_SESSIONINFO']._serialized_end=2371
-  _globals['_LISTSESSIONSRESPONSE']._serialized_start=2373
-  _globals['_LISTSESSIONSRESPONSE']._serialized_end=2441
-  _globals['_ENDSESSIONREQUEST']._serialized_start=2443
-  _globals['_ENDSESSIONREQUEST']._serialized_end=2482
-  _globals['_GETSUMMARYREQUEST']._serialized_start=2484
-  _globals['_GETSUMMARYREQUEST']._serialized_end=2523
-  _globals['_SESSIONSUMMARY']._serialized_start=2526
-  _globals['_SESSIONSUMMARY']._serialized_end=2722
-  _globals['_INGESTSERVICE']._serialized_start=2865
-  _globals['_INGESTSERVICE']._serialized_end=2960
-  _globals['_SIGNALSERVICE']._serialized_start=2962
-  _globals['_SIGNALSERVICE']._serialized_end=3057
-  _globals['_SESSIONSERVICE']._serialized_start=3060
-  _globals['_SESSIONSERVICE']._serialized_end=3323
+  _globals['_PARTICIPANTSIGNALS']._serialized_end=1570
+  _globals['_CUE']._serialized_start=1573
+  _globals['_CUE']._serialized_end=1716
+  _globals['_TRANSITION']._serialized_start=1718
+  _globals['_TRANSITION']._serialized_end=1777
+  _globals['_ALERT']._serialized_start=1779
+  _globals['_ALERT']._serialized_end=1889
+  _globals['_GROUPSIGNALS']._serialized_start=1892
+  _globals['_GROUPSIGNALS']._serialized_end=2233
+  _globals['_SESSIONSNAPSHOT']._serialized_start=2236
+  _globals['_SESSIONSNAPSHOT']._serialized_end=2485
+  _globals['_LISTSESSIONSREQUEST']._serialized_start=2487
+  _globals['_LISTSESSIONSREQUEST']._serialized_end=2508
+  _globals['_SESSIONINFO']._serialized_start=2510
+  _globals['_SESSIONINFO']._serialized_end=2601
+  _globals['_LISTSESSIONSRESPONSE']._serialized_start=2603
+  _globals['_LISTSESSIONSRESPONSE']._serialized_end=2671
+  _globals['_ENDSESSIONREQUEST']._serialized_start=2673
+  _globals['_ENDSESSIONREQUEST']._serialized_end=2712
+  _globals['_GETSUMMARYREQUEST']._serialized_start=2714
+  _globals['_GETSUMMARYREQUEST']._serialized_end=2753
+  _globals['_SESSIONSUMMARY']._serialized_start=2756
+  _globals['_SESSIONSUMMARY']._serialized_end=2952
+  _globals['_INGESTSERVICE']._serialized_start=3095
+  _globals['_INGESTSERVICE']._serialized_end=3190
+  _globals['_SIGNALSERVICE']._serialized_start=3192
+  _globals['_SIGNALSERVICE']._serialized_end=3287
+  _globals['_SESSIONSERVICE']._serialized_start=3290
+  _globals['_SESSIONSERVICE']._serialized_end=3553
 # @@protoc_insertion_point(module_scope)

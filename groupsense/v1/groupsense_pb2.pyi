@@ -116,7 +116,7 @@ class SubscribeRequest(_message.Message):
     def __init__(self, session_id: _Optional[str] = ...) -> None: ...
 
 class ParticipantSignals(_message.Message):
-    __slots__ = ("participant_id", "role", "connected", "speaking", "speaking_s", "share", "since_last_spoke_s", "unknown_s", "share_5min", "share_1min", "share_vs_equal", "turns", "mean_turn_s", "longest_turn_s", "backchannels", "response_latency_s", "responses", "overlap_s", "overlaps", "interruptions_made", "interruptions_received")
+    __slots__ = ("participant_id", "role", "connected", "speaking", "speaking_s", "share", "since_last_spoke_s", "unknown_s", "share_5min", "share_1min", "share_vs_equal", "turns", "mean_turn_s", "longest_turn_s", "backchannels", "response_latency_s", "responses", "overlap_s", "overlaps", "interruptions_made", "interruptions_received", "affect", "arousal", "valence", "cues")
     PARTICIPANT_ID_FIELD_NUMBER: _ClassVar[int]
     ROLE_FIELD_NUMBER: _ClassVar[int]
     CONNECTED_FIELD_NUMBER: _ClassVar[int]
@@ -138,6 +138,10 @@ class ParticipantSignals(_message.Message):
     OVERLAPS_FIELD_NUMBER: _ClassVar[int]
     INTERRUPTIONS_MADE_FIELD_NUMBER: _ClassVar[int]
     INTERRUPTIONS_RECEIVED_FIELD_NUMBER: _ClassVar[int]
+    AFFECT_FIELD_NUMBER: _ClassVar[int]
+    AROUSAL_FIELD_NUMBER: _ClassVar[int]
+    VALENCE_FIELD_NUMBER: _ClassVar[int]
+    CUES_FIELD_NUMBER: _ClassVar[int]
     participant_id: str
     role: Role
     connected: bool
@@ -159,7 +163,31 @@ class ParticipantSignals(_message.Message):
     overlaps: int
     interruptions_made: int
     interruptions_received: int
-    def __init__(self, participant_id: _Optional[str] = ..., role: _Optional[_Union[Role, str]] = ..., connected: _Optional[bool] = ..., speaking: _Optional[bool] = ..., speaking_s: _Optional[float] = ..., share: _Optional[float] = ..., since_last_spoke_s: _Optional[float] = ..., unknown_s: _Optional[float] = ..., share_5min: _Optional[float] = ..., share_1min: _Optional[float] = ..., share_vs_equal: _Optional[float] = ..., turns: _Optional[int] = ..., mean_turn_s: _Optional[float] = ..., longest_turn_s: _Optional[float] = ..., backchannels: _Optional[int] = ..., response_latency_s: _Optional[float] = ..., responses: _Optional[int] = ..., overlap_s: _Optional[float] = ..., overlaps: _Optional[int] = ..., interruptions_made: _Optional[int] = ..., interruptions_received: _Optional[int] = ...) -> None: ...
+    affect: bool
+    arousal: float
+    valence: float
+    cues: _containers.RepeatedCompositeFieldContainer[Cue]
+    def __init__(self, participant_id: _Optional[str] = ..., role: _Optional[_Union[Role, str]] = ..., connected: _Optional[bool] = ..., speaking: _Optional[bool] = ..., speaking_s: _Optional[float] = ..., share: _Optional[float] = ..., since_last_spoke_s: _Optional[float] = ..., unknown_s: _Optional[float] = ..., share_5min: _Optional[float] = ..., share_1min: _Optional[float] = ..., share_vs_equal: _Optional[float] = ..., turns: _Optional[int] = ..., mean_turn_s: _Optional[float] = ..., longest_turn_s: _Optional[float] = ..., backchannels: _Optional[int] = ..., response_latency_s: _Optional[float] = ..., responses: _Optional[int] = ..., overlap_s: _Optional[float] = ..., overlaps: _Optional[int] = ..., interruptions_made: _Optional[int] = ..., interruptions_received: _Optional[int] = ..., affect: _Optional[bool] = ..., arousal: _Optional[float] = ..., valence: _Optional[float] = ..., cues: _Optional[_Iterable[_Union[Cue, _Mapping]]] = ...) -> None: ...
+
+class Cue(_message.Message):
+    __slots__ = ("id", "kind", "since_s", "cleared_s", "deviation", "evidence_s", "confidence", "message")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    SINCE_S_FIELD_NUMBER: _ClassVar[int]
+    CLEARED_S_FIELD_NUMBER: _ClassVar[int]
+    DEVIATION_FIELD_NUMBER: _ClassVar[int]
+    EVIDENCE_S_FIELD_NUMBER: _ClassVar[int]
+    CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    kind: str
+    since_s: float
+    cleared_s: float
+    deviation: float
+    evidence_s: float
+    confidence: float
+    message: str
+    def __init__(self, id: _Optional[str] = ..., kind: _Optional[str] = ..., since_s: _Optional[float] = ..., cleared_s: _Optional[float] = ..., deviation: _Optional[float] = ..., evidence_s: _Optional[float] = ..., confidence: _Optional[float] = ..., message: _Optional[str] = ...) -> None: ...
 
 class Transition(_message.Message):
     __slots__ = ("from_id", "to_id", "count")

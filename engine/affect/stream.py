@@ -1,0 +1,162 @@
+"""One consenting participant's affect path: prosody per hop, windows of speech, the
+affect model, cues against their own baseline. `affect_step` advances many at once.
+
+Runs only for participants whose StreamConfig consents (`affect_consent`), or in
+`groupsense analyze --affect`; without it nothing here is created for them, so no affect
+output about them can exist. Audio is held for one window of speech at most (2 s).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import cache
+
+import numpy as np
+
+from engine.affect.cues import WINDOW_FEATURES, CueConfig, CueDetector
+from engine.affect.features import WINDOW_S, SpeechWindow, batch_features
+from engine.affect.model import AffectModel
+from engine.affect.prosody import ProsodyHops, ProsodyTracker, process_batch
+from engine.types import HOP, HOPS_PER_SECOND, Cue
+
+RECENT_WINDOWS = 30
+"""Windows (of WINDOW_S speech) the reported arousal/valence average over: one minute."""
+
+
+@cache
+def shared_model() -> AffectModel:
+    """The one affect model of the process: immutable, shared by every stream."""
+    return AffectModel()
+
+
+@dataclass(slots=True)
+class _Acc:
+    """Per-hop prosody of the window being filled (speech hops only)."""
+
+    f0: list[np.ndarray] = field(default_factory=list)
+    loud: list[np.ndarray] = field(default_factory=list)
+    jitter: list[np.ndarray] = field(default_factory=list)
+    shimmer: list[np.ndarray] = field(default_factory=list)
+    hnr: list[np.ndarray] = field(default_factory=list)
+    nuclei: int = 0
+    hops: int = 0
+
+    def add(self, h: ProsodyHops, take: np.ndarray) -> None:
+        self.f0.append(h.f0_st[take])
+        self.loud.append(h.loudness_db[take])
+        self.jitter.append(h.jitter[take])
+        self.shimmer.append(h.shimmer_db[take])
+        self.hnr.append(h.hnr_db[take])
+        self.nuclei += int(np.count_nonzero(h.nucleus[take]))
+        self.hops += int(np.count_nonzero(take))
+
+    def summary(self, arousal: float) -> list[float]:
+        def cat(xs: list[np.ndarray]) -> np.ndarray:
+            x = np.concatenate(xs) if xs else np.zeros(0)
+            return x[np.isfinite(x)]
+
+        f0, loud, jit, shim, hnr = map(
+            cat, (self.f0, self.loud, self.jitter, self.shimmer, self.hnr)
+        )
+
+        def mean(x: np.ndarray) -> float:
+            return float(x.mean()) if x.size else math.nan
+
+        speech_s = self.hops / HOPS_PER_SECOND
+        return [
+            mean(f0),
+            float(f0.std()) if f0.size >= 10 else math.nan,
+            mean(loud),
+            mean(jit),
+            mean(shim),
+            mean(hnr),
+            self.nuclei / speech_s if speech_s > 0 else math.nan,
+            arousal,
+        ]
+
+
+@dataclass(slots=True)
+class AffectStream:
+    """Private state of one participant's affect analysis, kept across reconnects."""
+
+    participant: str
+    config: CueConfig = field(default_factory=CueConfig)
+    prosody: ProsodyTracker = field(default_factory=ProsodyTracker)
+    window: SpeechWindow = field(default_factory=SpeechWindow)
+    cues: CueDetector = field(init=False)
+    acc: _Acc = field(default_factory=_Acc)
+    arousal: deque[float] = field(default_factory=lambda: deque(maxlen=RECENT_WINDOWS))
+    valence: deque[float] = field(default_factory=lambda: deque(maxlen=RECENT_WINDOWS))
+    windows: int = 0
+
+    def __post_init__(self) -> None:
+        self.cues = CueDetector(self.participant, self.config, WINDOW_S)
+
+    def reset(self) -> None:
+        self.prosody.reset()
+        self.window.reset()
+        self.cues.reset()
+        self.acc = _Acc()
+        self.arousal.clear()
+        self.valence.clear()
+        self.windows = 0
+
+    @property
+    def mean_arousal(self) -> float:
+        return float(np.mean(self.arousal)) if self.arousal else -1.0
+
+    @property
+    def mean_valence(self) -> float:
+        return float(np.mean(self.valence)) if self.valence else -1.0
+
+
+def affect_step(
+    streams: Sequence[AffectStream],
+    pcms: Sequence[np.ndarray],
+    speech: Sequence[np.ndarray],
+    end_hops: Sequence[int],
+) -> list[Cue]:
+    """Advance several participants by whole hops of 16 kHz int16 audio (`pcms`, each
+    int16[n * HOP]) with the VAD's per-hop speech flags; `end_hops` is each block's end
+    in session hops (for the cues' times). One prosody FFT and one model call for all.
+    Returns the cues raised or cleared."""
+    if not streams:
+        return []
+    hops = process_batch([s.prosody for s in streams], pcms, speech)
+    pending: list[tuple[AffectStream, np.ndarray, float, _Acc]] = []
+    for s, pcm, mask, h, end in zip(streams, pcms, speech, hops, end_hops, strict=True):
+        mask = np.asarray(mask, bool)
+        cap = s.window.buf.shape[0] // HOP  # speech hops per window
+        # split the block where windows fill, so each window's prosody matches its audio
+        idx = np.flatnonzero(mask)
+        start = 0
+        while start < idx.size:
+            room = cap - s.window.fill // HOP
+            part = idx[start : start + room]
+            take = np.zeros(mask.shape[0], bool)
+            take[part] = True
+            s.acc.add(h, take)
+            full = s.window.push(pcm.reshape(-1, HOP)[part].reshape(-1), np.ones(part.size, bool))
+            start += part.size
+            if full:
+                t_s = (end - (mask.shape[0] - 1 - int(part[-1]))) / HOPS_PER_SECOND
+                pending.append((s, full[0], t_s, s.acc))
+                s.acc = _Acc()
+    if not pending:
+        return []
+    out = shared_model().predict(batch_features([w for _, w, _, _ in pending]))
+    changed: list[Cue] = []
+    for k, (s, _, t_s, acc) in enumerate(pending):
+        arousal = float(out.arousal[k])
+        s.arousal.append(arousal)
+        if out.valence is not None:
+            s.valence.append(float(out.valence[k]))
+        s.windows += 1
+        changed += s.cues.update(t_s, acc.summary(arousal))
+    return changed
+
+
+__all__ = ["WINDOW_FEATURES", "AffectStream", "affect_step", "shared_model"]

@@ -1,0 +1,194 @@
+"""ProsodyTracker: chunking invariance, batching, known signals, validation; RobustBaseline."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose, assert_array_equal
+
+from engine.affect.baseline import BaselineConfig, RobustBaseline
+from engine.affect.prosody import (
+    FEATURES,
+    ProsodyConfig,
+    ProsodyHops,
+    ProsodyTracker,
+    process_batch,
+)
+
+FS = 16_000
+
+
+def speechlike(seconds: float, f0: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Voiced syllables (4/s, gliding F0) separated by noise and silence, with a mask."""
+    rng = np.random.default_rng(seed)
+    n = int(seconds * FS) // 160 * 160
+    t = np.arange(n) / FS
+    f = f0 * (1 + 0.1 * np.sin(2 * np.pi * 0.7 * t))
+    phase = np.cumsum(f) / FS
+    x = sum(np.sin(2 * np.pi * h * phase) / h for h in range(1, 10))
+    env = np.maximum(0, np.sin(2 * np.pi * 4 * t)) ** 2
+    x = 0.4 * x * env + 0.01 * rng.standard_normal(n)
+    x[(t > seconds * 0.4) & (t < seconds * 0.5)] = 0.0
+    pcm = np.clip(x * 32767 / 2, -32768, 32767).astype(np.int16)
+    mask = np.ones(n // 160, bool)
+    mask[int(len(mask) * 0.4) : int(len(mask) * 0.5)] = False
+    return pcm, mask
+
+
+def concat(parts: list[ProsodyHops]) -> dict[str, np.ndarray]:
+    names = (*FEATURES, "speech", "voiced", "nucleus")
+    return {name: np.concatenate([getattr(p, name) for p in parts]) for name in names}
+
+
+def run_chunked(pcm: np.ndarray, mask: np.ndarray, sizes: list[int]) -> tuple[dict, object]:
+    tracker = ProsodyTracker()
+    parts = []
+    hop = 0
+    i = 0
+    while hop < mask.shape[0]:
+        step = sizes[i % len(sizes)]
+        i += 1
+        parts.append(tracker.push(pcm[hop * 160 : (hop + step) * 160], mask[hop : hop + step]))
+        assert parts[-1].start_hop == hop
+        hop += min(step, mask.shape[0] - hop)
+    return concat(parts), tracker.summary()
+
+
+def test_identical_results_however_chunked() -> None:
+    pcm, mask = speechlike(6.0, 140.0, 0)
+    whole, summ = run_chunked(pcm, mask, [10_000])
+    assert whole["voiced"].sum() > 100 and whole["nucleus"].sum() > 5
+    for sizes in ([1], [3, 7, 1], [50, 2, 13]):
+        got, s2 = run_chunked(pcm, mask, sizes)
+        for name, arr in whole.items():
+            assert_array_equal(got[name], arr, err_msg=f"{name} with chunks {sizes}")
+        assert repr(s2) == repr(summ)  # repr: NaN compares equal, floats exactly
+
+
+def test_batch_equals_single_streams() -> None:
+    a_pcm, a_mask = speechlike(3.0, 120.0, 1)
+    b_pcm, b_mask = speechlike(3.0, 220.0, 2)
+    singles = [ProsodyTracker(), ProsodyTracker()]
+    batched = [ProsodyTracker(), ProsodyTracker()]
+    for lo in range(0, 300, 25):
+        sl, ml = slice(lo * 160, (lo + 25) * 160), slice(lo, lo + 25)
+        one = [singles[0].push(a_pcm[sl], a_mask[ml]), singles[1].push(b_pcm[sl], b_mask[ml])]
+        two = process_batch(batched, [a_pcm[sl], b_pcm[sl]], [a_mask[ml], b_mask[ml]])
+        for x, y in zip(one, two, strict=True):
+            assert_array_equal(x.matrix(), y.matrix())
+            assert_array_equal(x.nucleus, y.nucleus)
+    assert repr(singles[0].summary()) == repr(batched[0].summary())
+    assert batched[0].summary().f0_mean_st < batched[1].summary().f0_mean_st - 9  # ~an octave
+
+
+def test_known_pitch_and_masking() -> None:
+    pcm, mask = speechlike(4.0, 150.0, 3)
+    tracker = ProsodyTracker()
+    hops = tracker.push(pcm, mask)
+    # no feature outside the speech mask
+    for name in FEATURES:
+        assert np.isnan(getattr(hops, name)[~mask]).all(), name
+    assert not hops.voiced[~mask].any()
+    # voiced F0 within +-10 % glide of 150 Hz, i.e. semitones re 27.5 Hz
+    f0 = hops.f0_st[hops.voiced]
+    lo, hi = 12 * math.log2(150 * 0.88 / 27.5), 12 * math.log2(150 * 1.12 / 27.5)
+    assert np.mean((f0 > lo) & (f0 < hi)) > 0.97
+    s = tracker.summary()
+    assert s.speech_s == pytest.approx(mask.sum() / 100)
+    assert 0 < s.voiced_s < s.speech_s
+    assert s.jitter < 0.02 and s.hnr_mean_db > 5
+    # 4 syllables a second of speech, give or take
+    assert 2.5 < s.syllable_rate < 5.0
+
+
+def test_silence_gives_no_voicing_and_no_inf() -> None:
+    tracker = ProsodyTracker()
+    hops = tracker.push(np.zeros(16_000, np.int16), np.ones(100, bool))
+    assert not hops.voiced.any() and not hops.nucleus.any()
+    assert np.isfinite(hops.loudness_db).all() and np.isfinite(hops.spectral_flux).all()
+    assert math.isnan(tracker.summary().f0_mean_st)
+
+
+def test_reset_restarts_the_stream() -> None:
+    pcm, mask = speechlike(2.0, 180.0, 4)
+    tracker = ProsodyTracker()
+    first = tracker.push(pcm, mask)
+    tracker.reset()
+    again = tracker.push(pcm, mask)
+    assert again.start_hop == 0
+    assert_array_equal(first.matrix(), again.matrix())
+
+
+def test_input_checks() -> None:
+    t = ProsodyTracker()
+    with pytest.raises(ValueError, match="whole"):
+        t.push(np.zeros(100, np.int16), np.ones(1, bool))
+    with pytest.raises(ValueError, match="int16"):
+        t.push(np.zeros(160, np.float32), np.ones(1, bool))
+    with pytest.raises(ValueError, match="one value per hop"):
+        t.push(np.zeros(320, np.int16), np.ones(1, bool))
+    with pytest.raises(ValueError, match="twice"):
+        process_batch([t, t], [np.zeros(160, np.int16)] * 2, [np.ones(1, bool)] * 2)
+    with pytest.raises(ValueError):
+        ProsodyConfig(f0_min_hz=30.0)
+    with pytest.raises(TypeError):
+        ProsodyConfig(60.0)  # type: ignore[misc]
+    t2 = ProsodyTracker()
+    pcm, mask = speechlike(1.0, 200.0, 5)
+    assert_array_equal(t.push(pcm, mask).values, t2.push(pcm.reshape(-1, 160), mask).values)
+    empty = t.push(np.zeros(0, np.int16), np.zeros(0, bool))
+    assert empty.n == 0
+
+
+# ---------------------------------------------------------------------------
+# RobustBaseline
+
+
+def test_baseline_learns_median_and_mad_then_follows_slowly() -> None:
+    rng = np.random.default_rng(0)
+    cfg = BaselineConfig(learn_s=10.0, half_life_s=20.0)
+    b = RobustBaseline(["a", "b"], cfg)
+    vals = np.column_stack((20 + 2 * rng.standard_normal(3000), rng.standard_normal(3000)))
+    vals[::3, 1] = np.nan  # b is defined on fewer hops
+    b.update(vals[:500])
+    assert not b.ready.any()
+    assert np.isnan(b.deviation(vals[:1])).all()
+    b.update(vals[500:1000])
+    assert b.ready[0] and not b.ready[1]
+    learned = vals[:1000, 0]
+    assert b.state.median[0] == pytest.approx(np.median(learned), rel=1e-6)
+    mad = np.median(np.abs(learned - np.median(learned)))
+    assert b.state.scale[0] == pytest.approx(1.4826 * mad, rel=1e-5)
+    b.update(vals[1000:])
+    assert b.ready.all()
+    z = b.deviation(np.array([[26.0, 0.0]]))
+    assert 2.5 < z[0, 0] < 3.5 and abs(z[0, 1]) < 0.3
+    # a lasting shift of +4 (2 sd) is followed within a few half-lives, and the scale holds
+    shifted = np.column_stack((24 + 2 * rng.standard_normal(12000), rng.standard_normal(12000)))
+    b.update(shifted)
+    assert b.state.median[0] == pytest.approx(24.0, abs=0.5)
+    assert b.state.scale[0] == pytest.approx(2.0, rel=0.25)
+
+
+def test_baseline_reset_and_checks() -> None:
+    b = RobustBaseline(["x"], BaselineConfig(learn_s=5.0))
+    b.update(np.arange(600, dtype=np.float64)[:, None])
+    assert b.ready.all()
+    b.reset()
+    assert not b.ready.any() and np.isnan(b.state.median).all()
+    with pytest.raises(ValueError):
+        b.update(np.zeros((3, 2)))
+    with pytest.raises(ValueError):
+        RobustBaseline(["x", "x"])
+    with pytest.raises(ValueError):
+        BaselineConfig(learn_s=1.0)
+    with pytest.raises(ValueError):
+        RobustBaseline(["x"], BaselineConfig(min_scale=(1.0, 2.0)))
+
+
+def test_baseline_min_scale_floors_a_constant_feature() -> None:
+    b = RobustBaseline(["x"], BaselineConfig(learn_s=5.0, min_scale=(0.5,)))
+    b.update(np.full((600, 1), 3.0))
+    assert_allclose(b.deviation(np.array([[4.0]])), [[2.0]])
