@@ -39,7 +39,9 @@ async def demo(speed: float | None, codec: str) -> int:
     wargs = argparse.Namespace(session=session, **common)
     names: dict[str, str] = {}  # pseudonym -> name, known here only because we are the sender
     sender = asyncio.create_task(replay_cli.replay(rargs, [str(sample_session())], speed, names))
-    await asyncio.sleep(0.5)  # the session exists once the first stream arrives
+    # The session exists once the first stream arrives (sooner or later on a busy machine).
+    while session not in server.engine.sessions and not sender.done():
+        await asyncio.sleep(0.02)
     viewer = asyncio.create_task(watch_cli.watch(wargs, sys.stdout, names))
     code = await sender
     await asyncio.sleep(0.5)
