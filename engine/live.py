@@ -25,7 +25,8 @@ import numpy as np
 
 from engine.alerts import AlertTracker
 from engine.audio.decode import OpusDecoder, PcmDecoder
-from engine.config import AlertConfig, LiveConfig, SignalConfig, VadConfig
+from engine.bleed.live import LiveBleed
+from engine.config import AlertConfig, BleedConfig, LiveConfig, SignalConfig, VadConfig
 from engine.errors import GroupsenseError, OverloadError, PayloadDecodeError, StreamFormatError
 from engine.ingest import Codec, JitterBuffer, RtpClock, StreamSpec, StreamWarning, WarningKind
 from engine.pipeline import ParticipantPipeline, finish, step
@@ -90,8 +91,12 @@ class LiveParticipant:
     last_skew_warning: float = -1e9
     epoch_hop: int = 0  # session hop where the current pipeline epoch began
     next_sample: int = -1  # session sample where the next decoded sample goes
-    closed: list[SpeechSegment] = field(default_factory=list)  # session hops
-    fresh: list[SpeechSegment] = field(default_factory=list)  # closed, not yet in signals
+    closed: list[SpeechSegment] = field(default_factory=list)  # session hops (bleed removed)
+    fresh: list[SpeechSegment] = field(default_factory=list)  # closed by the VAD, not yet
+    # passed on (to the bleed stage, or straight to the signals with bleed off)
+    levels: list[tuple[int, np.ndarray]] = field(default_factory=list)  # (session hop, dBFS)
+    level_hops: int = 0  # hops of this epoch whose levels have been collected
+    lost: list[tuple[int, int]] = field(default_factory=list)  # session hops of lost audio
     unknown_hops: int = 0
     last_end_hop: int = -1
     speaking: bool = False
@@ -103,7 +108,8 @@ class LiveParticipant:
         return max(self.next_sample, 0) // HOP
 
     def open_segment(self) -> SpeechSegment | None:
-        """The segment in progress, in session hops (None if silent)."""
+        """The segment in progress, in session hops (None if silent). Raw VAD: bleed is
+        taken out only of closed segments, so this (and `speaking`) may be bleed."""
         seg = self.pipeline.hangover.open_segment()
         if seg is None:
             return None
@@ -139,6 +145,7 @@ class LiveSession:
     alert_hop: int = 0  # session hop alerts were last evaluated at
     ended: bool = False
     idle_since: float | None = None
+    bleed: LiveBleed | None = None  # between the VAD's closed segments and the signals
 
     def now_hop(self) -> int:
         return max((p.position_hop() for p in self.participants.values()), default=0)
@@ -163,11 +170,13 @@ class LiveEngine:
         backend: VadBackend | None = None,
         signals: SignalConfig | None = None,
         alerts: AlertConfig | None = None,
+        bleed: BleedConfig | None = None,
     ) -> None:
         self.config = config
         self.vad = vad
         self.signal_config = signals or SignalConfig()
         self.alert_config = alerts or AlertConfig()
+        self.bleed_config = bleed or BleedConfig()
         self.backend = backend or make_backend(vad)
         self.pseudonyms = pseudonymizer or Pseudonymizer()
         self.sessions: dict[str, LiveSession] = {}
@@ -187,9 +196,14 @@ class LiveEngine:
 
     def _warm_up(self) -> None:
         p = ParticipantPipeline.open("warm-up", self.backend, self.vad)
+        p.keep_levels = True
         p.feed(np.zeros(HOP * 40, np.int16))
         step(self.backend, [p])
         finish(self.backend, p)
+        b = LiveBleed(self.bleed_config, self.vad.min_speech_hops)  # compile its kernel
+        for key in ("a", "b"):
+            b.add_stream(key)
+        b.finish(40)
 
     async def drain(self) -> None:
         """Graceful shutdown: refuse new streams, process every buffered frame, end all
@@ -225,6 +239,11 @@ class LiveEngine:
                 SignalHub(self.config.subscriber_queue),
                 SignalTracker(self.signal_config),
                 AlertTracker(self.alert_config),
+                bleed=(
+                    LiveBleed(self.bleed_config, self.vad.min_speech_hops)
+                    if self.bleed_config.enabled
+                    else None
+                ),
             )
             self.sessions[spec.session_id] = session
         pid = self.pseudonyms.pseudonym(spec.session_id, spec.participant_ref)
@@ -246,6 +265,9 @@ class LiveEngine:
                 decoder=_decoder(spec),
             )
             session.participants[pid] = p
+            if session.bleed is not None:
+                p.pipeline.keep_levels = True
+                session.bleed.add_stream(pid)
             session.signals.add_participant(pid, spec.role.value)
             session.alerts.roles[pid] = spec.role.value
             session.events.append(f"{pid} joined")
@@ -424,6 +446,9 @@ class LiveEngine:
             p.connected = False
         # Everything is final now: close the signals and the alerts on it.
         now = session.now_hop()
+        if session.bleed is not None:
+            session.bleed.finish(now)
+            self._pass_cleaned(session)
         session.signals.finish(now)
         session.events.extend(_alert_events(session.alerts.update(session.signals.snapshot(now))))
         # A number of its own, and the events not yet published, so none is lost.
@@ -532,10 +557,23 @@ class LiveEngine:
                 p.speaking = p.pipeline.hangover.open_segment() is not None
                 if p.speaking != was:
                     s.events.append(f"{p.pid} {'started' if p.speaking else 'stopped'} speaking")
-                if p.fresh:
+                if s.bleed is not None:
+                    s.bleed.add_segments(p.pid, p.fresh)
+                    for hop, lv in p.levels:
+                        s.bleed.add_levels(p.pid, hop, lv)
+                    p.levels.clear()
+                    for a, b in p.lost:
+                        s.bleed.add_lost(p.pid, a, b)
+                    p.lost.clear()
+                elif p.fresh:
                     s.signals.add_segments(p.pid, p.fresh)
-                    p.fresh.clear()
-                s.signals.settle(p.pid, p.settled_hop(now))
+                    p.closed.extend(p.fresh)
+                p.fresh.clear()
+            if s.bleed is not None:
+                self._advance_bleed(s, s.bleed, now)
+            else:
+                for p in s.participants.values():
+                    s.signals.settle(p.pid, p.settled_hop(now))
             s.signals.advance()
             if now - s.alert_hop >= HOPS_PER_SECOND:  # alerts on session time, not wall time
                 s.alert_hop = now
@@ -543,6 +581,32 @@ class LiveEngine:
                     now, {pid: q.open_segment() for pid, q in s.participants.items()}
                 )
                 s.events.extend(_alert_events(s.alerts.update(sig)))
+
+    def _advance_bleed(self, s: LiveSession, bleed: LiveBleed, now: int) -> None:
+        """Step the session's bleed stage as far as every participant's speech is final,
+        pass on the cleaned segments, and settle each participant no further than its
+        cleaned speech is final (the stage holds segments for its tidy look-ahead)."""
+        until = now
+        speaking: dict[str, SpeechSegment | None] = {}
+        for p in s.participants.values():
+            final = p.settled_hop(now)
+            open_seg = p.open_segment()
+            if open_seg is not None and open_seg.end > final:
+                # long enough to count: its hops up to its end are speech for good
+                final = open_seg.end
+                speaking[p.pid] = open_seg
+            until = min(until, final)
+        bleed.advance(until, speaking)
+        self._pass_cleaned(s)
+        for p in s.participants.values():
+            s.signals.settle(p.pid, bleed.settled(p.pid, p.settled_hop(now)))
+
+    def _pass_cleaned(self, s: LiveSession) -> None:
+        if s.bleed is None:
+            return
+        for pid, segs in s.bleed.take().items():
+            s.signals.add_segments(pid, segs)
+            s.participants[pid].closed.extend(segs)
 
     def _analyse(
         self, work: list[tuple[LiveParticipant, list[tuple[int, int, bytes]], bool]]
@@ -587,6 +651,9 @@ class LiveEngine:
             gap = start - p.next_sample
             if not contiguous_seq:
                 p.unknown_hops += gap // HOP
+                if p.pipeline.keep_levels and gap <= DTX_FILL_SAMPLES:
+                    # lost audio: the bleed detector holds the level across it
+                    p.lost.append((p.next_sample // HOP, -(-start // HOP)))
             if gap <= CONCEAL_SAMPLES or (contiguous_seq and gap <= DTX_FILL_SAMPLES):
                 p.pipeline.feed(np.zeros(gap, np.int16))
                 p.next_sample = start
@@ -607,11 +674,13 @@ class LiveEngine:
             for seg in p.pipeline.segments:
                 start = max(seg.start + p.epoch_hop, p.last_end_hop)  # never overlap the last
                 if seg.end + p.epoch_hop > start:
-                    p.closed.append(SpeechSegment(start, seg.end + p.epoch_hop))
-                    p.fresh.append(p.closed[-1])
-            if p.closed:
-                p.last_end_hop = p.closed[-1].end
+                    p.fresh.append(SpeechSegment(start, seg.end + p.epoch_hop))
+                    p.last_end_hop = seg.end + p.epoch_hop
             p.pipeline.segments.clear()
+        for lv in p.pipeline.levels:  # per-hop levels for the bleed stage, on session hops
+            p.levels.append((p.epoch_hop + p.level_hops, lv))
+            p.level_hops += lv.shape[0]
+        p.pipeline.levels.clear()
 
     def _end_epoch(self, p: LiveParticipant) -> None:
         """A gap or a disconnect: close what is open, restart the stream state."""
@@ -621,6 +690,7 @@ class LiveEngine:
         self._collect(p)
         p.next_sample = (p.epoch_hop + p.pipeline.hops_in) * HOP
         p.pipeline.reset()
+        p.level_hops = 0
         p.epoch_hop = p.next_sample // HOP
 
     def _publish_due(self) -> None:

@@ -399,6 +399,7 @@ class Server:
             pseudonymizer=Pseudonymizer(secret),
             signals=config.signals,
             alerts=config.alerts,
+            bleed=config.bleed,
         )
         self.health = HealthServicer()
         self._server: grpc.aio.Server | None = None

@@ -291,11 +291,12 @@ def conversation_utterances(
 ) -> list[tuple[int, str, SpeechSegment]]:
     """Utterances of everyone, in start order (ties by participant id).
 
-    A person's segments join across pauses of at most `gap` hops, unless they had
-    spoken at length (at least `backchannel_max`) and someone else spoke at length
-    during the pause: then the floor has moved on, and what follows is a new utterance.
-    A "mm-hm" from someone else during the pause does not split it, and the pieces of a
-    "mm ... hm" said over someone else's turn stay one backchannel.
+    A person's segments join across pauses of at most `gap` hops, unless someone else
+    spoke at length (an utterance of at least `backchannel_max`) during the pause and
+    the joined utterance would be that long too: then the floor has moved on, and what
+    follows is a new utterance. A "mm-hm" from someone else during the pause does not
+    split it; the pieces of one "mm ... hm" said over someone else's turn stay one
+    backchannel, and two "mm-hm"s a moment apart stay two.
     """
     first = {pid: utterances(segs, gap) for pid, segs in by_pid.items()}
     long_ones = [
@@ -310,7 +311,8 @@ def conversation_utterances(
         for seg in sorted(segs, key=lambda x: x.start):
             if cur is not None and seg.start - cur.end <= gap:
                 a, b = cur.end, seg.start
-                blocked = cur.end - cur.start >= backchannel_max and any(
+                merged = max(cur.end, seg.end) - cur.start
+                blocked = merged >= backchannel_max and any(
                     o != pid and s0 < b and e0 > a for s0, e0, o in long_ones
                 )
                 if not blocked:

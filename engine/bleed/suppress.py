@@ -174,16 +174,27 @@ def segments_to_mask(segments: Sequence[SpeechSegment], n_hops: int) -> np.ndarr
     return mask
 
 
+LOCK_ON_HOPS = 40
+"""The envelope correlation takes a few hundred ms to build up, so a loudspeaker copy's
+first syllable is missed: a segment whose bleed begins within this many hops (0.4 s) of
+its start is taken as bleed from its start."""
+
+
 def remove_hops(
     segments: Sequence[SpeechSegment], removed: np.ndarray, min_speech_hops: int
 ) -> list[SpeechSegment]:
     """Cut the `removed` hops out of the segments; drop what is left shorter than
     `min_speech_hops` (the VAD's own rule, so a few unmarked hops at the edge of a
-    bleed run do not survive as speech)."""
+    bleed run do not survive as speech); a segment starting as bleed is bleed from its
+    start (LOCK_ON_HOPS)."""
     out: list[SpeechSegment] = []
     n = removed.shape[0]
     for seg in sorted(segments, key=lambda s: s.start):
         keep = ~removed[max(seg.start, 0) : min(seg.end, n)]
+        first = int(np.argmin(keep)) if keep.size and not keep.all() else -1
+        if 0 < first <= LOCK_ON_HOPS:
+            keep = keep.copy()
+            keep[:first] = False  # a segment that starts as bleed: its onset is bleed too
         # segments reaching past the mask keep their tail
         tail = max(seg.end - max(n, seg.start), 0)
         flags = np.concatenate([keep, np.ones(tail, np.bool_)])
