@@ -8,6 +8,7 @@ import dataclasses
 import json
 import math
 import sys
+from pathlib import Path
 from typing import Any
 
 from cli.progress import ProgressBar
@@ -15,6 +16,8 @@ from engine import __version__
 from engine.audio.decode import probe_file
 from engine.audio.resample import QUALITY
 from engine.config import VAD_BACKENDS, VadConfig
+from engine.diarize.cluster import ClusterConfig
+from engine.diarize.online import DiarizeConfig
 from engine.errors import InputFileError
 from engine.offline import Analysis, analyze
 from engine.sample import sample_session
@@ -47,6 +50,18 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         metavar="NAME",
         help="the participant (track title or file stem) leading the group; repeatable",
     )
+    p.add_argument(
+        "--shared-mic",
+        action="store_true",
+        help="every input track is a shared microphone: diarize it into sub-participants "
+        "NAME/A, NAME/B, ... (online diarizer, 5 s latency)",
+    )
+    p.add_argument(
+        "--max-speakers", type=int, default=8, metavar="N", help="per shared microphone (1-26)"
+    )
+    p.add_argument(
+        "--rttm", metavar="OUT", help="write who-spoke-when as RTTM (file id = input's stem)"
+    )
     p.add_argument("--min-speech-ms", type=int, default=None)
     p.add_argument("--min-silence-ms", type=int, default=None)
     p.add_argument(
@@ -75,6 +90,15 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"groupsense analyze: {exc}", file=sys.stderr)
         return 2
+    shared = None
+    if args.shared_mic:
+        try:
+            shared = DiarizeConfig(
+                latency_s=5.0, cluster=ClusterConfig(max_speakers=args.max_speakers)
+            )
+        except ValueError as exc:
+            print(f"groupsense analyze: {exc}", file=sys.stderr)
+            return 2
     files = list(args.files)
     if not files:
         files = [str(sample_session())]
@@ -94,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
     bar = ProgressBar(total_s, "analysing") if show and total_s > 0 else None
     try:
         roles = dict.fromkeys(args.facilitator, "facilitator")
-        result = analyze(files, config, progress=bar, roles=roles)
+        result = analyze(files, config, progress=bar, roles=roles, shared_mic=shared)
     finally:
         if bar is not None:
             bar.close()
@@ -110,7 +134,23 @@ def run(args: argparse.Namespace) -> int:
         else:
             with open(args.json, "w", encoding="utf-8") as f:
                 f.write(text + "\n")
+    if args.rttm:
+        with open(args.rttm, "w", encoding="utf-8") as f:
+            f.write(to_rttm(result))
     return 1 if result.errors else 0
+
+
+def to_rttm(result: Analysis) -> str:
+    """One SPEAKER line per segment; file id = the input's stem, speaker = participant."""
+    lines = []
+    for p in result.participants:
+        fid = Path(p.track.path).stem
+        for s in p.segments:
+            lines.append(
+                f"SPEAKER {fid} 1 {s.start_s:.2f} {s.duration_s:.2f} <NA> <NA> "
+                f"{p.name.replace(' ', '_')} <NA> <NA>"
+            )
+    return "".join(line + "\n" for line in lines)
 
 
 def _clock(seconds: float) -> str:

@@ -41,6 +41,10 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     v.add_argument("--json", metavar="OUT", help="write the table as JSON")
     v.set_defaults(run=run_vad)
 
+    from cli import eval_diar  # diarization scoring lives in its own module
+
+    eval_diar.add_subparser(what)
+
 
 def _load(path: Path) -> np.ndarray:
     _, chunks = decode_file(path)

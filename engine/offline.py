@@ -17,10 +17,13 @@ from engine.alerts import replay
 from engine.audio.decode import decode_file
 from engine.bleed import BleedSuppressor, remove_hops, segments_to_mask, tidy_mask
 from engine.config import AlertConfig, BleedConfig, SignalConfig, VadConfig
+from engine.diarize.cluster import speaker_name
+from engine.diarize.embed import SpeakerEmbedder
+from engine.diarize.online import DiarizeConfig, SharedMicDiarizer, segments_by_speaker
 from engine.errors import InputFileError
 from engine.pipeline import ParticipantPipeline, finish, step
 from engine.signals import SessionSignals, SpeakingFigures, speaking_figures
-from engine.types import HOPS_PER_SECOND, SAMPLE_RATE, Alert, SpeechSegment, TrackInfo
+from engine.types import HOP, HOPS_PER_SECOND, SAMPLE_RATE, Alert, SpeechSegment, TrackInfo
 from engine.vad import VadBackend, make_backend
 
 BATCH_HOPS = 200  # run the VAD once ~2 s of audio per track is waiting
@@ -58,12 +61,15 @@ def analyze(
     signals: SignalConfig | None = None,
     alerts: AlertConfig | None = None,
     roles: Mapping[str, str] | None = None,
+    shared_mic: DiarizeConfig | None = None,
 ) -> Analysis:
     """Analyse files as one session: each audio track is a participant, all start at 0.
 
     A file that fails (corrupt, truncated, empty, no audio, bad layout) is
     reported in `errors` and left out; the other files are still analysed.
     Speaker bleed (`bleed`, on by default) is taken out of the speech after the VAD.
+    With `shared_mic`, every track is a shared microphone: its speech is diarized into
+    sub-participants "<name>/A", "/B", ... that replace it (a second decoding pass).
     """
     backend = backend or make_backend(config)
     bleed = bleed or BleedConfig()
@@ -84,12 +90,13 @@ def analyze(
     session_hops = max((p.hops_in for _, p in done), default=0)
     if bleed.enabled and len(done) > 1:
         _suppress_bleed([p for _, p in done], session_hops, bleed, config.min_speech_hops)
-    figures = speaking_figures(
-        {n: p.segments for n, (_, p) in zip(names, done, strict=True)}, session_hops
-    )
+    parts = [(n, t, list(p.segments)) for n, (t, p) in zip(names, done, strict=True)]
+    if shared_mic is not None:
+        parts = _split_shared_mics(parts, shared_mic)
+    figures = speaking_figures({n: segs for n, _, segs in parts}, session_hops)
     participants = tuple(
-        ParticipantResult(name=n, track=t, segments=tuple(p.segments), figures=figures[n])
-        for n, (t, p) in zip(names, done, strict=True)
+        ParticipantResult(name=n, track=t, segments=tuple(segs), figures=figures[n])
+        for n, t, segs in parts
     )
     final, raised = replay(
         {r.name: r.segments for r in participants},
@@ -169,6 +176,67 @@ def _suppress_bleed(
     for k, p in enumerate(pipelines):
         bleed = tidy_mask(mask[k], config.fill_gap_hops, config.min_run_hops)
         p.segments[:] = remove_hops(p.segments, bleed, min_speech_hops)
+
+
+def _split_shared_mics(
+    parts: list[tuple[str, TrackInfo, list[SpeechSegment]]], config: DiarizeConfig
+) -> list[tuple[str, TrackInfo, list[SpeechSegment]]]:
+    """Diarize every track's speech (its final VAD segments) into sub-participants."""
+    embedder = SpeakerEmbedder()
+    by_path: dict[str, list[tuple[str, TrackInfo, list[SpeechSegment]]]] = {}
+    for part in parts:
+        by_path.setdefault(part[1].path, []).append(part)
+    out: list[tuple[str, TrackInfo, list[SpeechSegment]]] = []
+    for path, file_parts in by_path.items():
+        out.extend(_diarize_file(path, file_parts, embedder, config))
+    return out
+
+
+def _diarize_file(
+    path: str,
+    parts: list[tuple[str, TrackInfo, list[SpeechSegment]]],
+    embedder: SpeakerEmbedder,
+    config: DiarizeConfig,
+) -> list[tuple[str, TrackInfo, list[SpeechSegment]]]:
+    """Decode the file again, stepping each track's diarizer every ~2 s of its audio, so
+    audio is held only per batch, as in the first pass."""
+    diarizers = {t.index: SharedMicDiarizer(embedder, config) for _, t, _ in parts}
+    masks = {
+        t.index: segments_to_mask(segs, max((s.end for s in segs), default=0))
+        for _, t, segs in parts
+    }
+    labels: dict[int, list[np.ndarray]] = {i: [] for i in diarizers}
+    held: dict[int, list[np.ndarray]] = {i: [] for i in diarizers}
+    fed = dict.fromkeys(diarizers, 0)
+
+    def feed(i: int, final: bool) -> None:
+        pcm = np.concatenate(held[i]) if held[i] else np.zeros(0, np.int16)
+        n = -(-pcm.shape[0] // HOP) if final else pcm.shape[0] // HOP
+        hops = np.zeros((n, HOP), np.int16)
+        hops.reshape(-1)[: min(pcm.shape[0], n * HOP)] = pcm[: n * HOP]
+        held[i] = [] if final else [pcm[n * HOP :]]
+        m = masks[i][fed[i] : fed[i] + n]
+        speech = np.zeros(n, bool)
+        speech[: m.shape[0]] = m
+        fed[i] += n
+        labels[i].append(diarizers[i].process(hops, speech).speakers)
+        if final:
+            labels[i].append(diarizers[i].flush().speakers)
+
+    _, chunks = decode_file(path)
+    for i, pcm in chunks:
+        if i in diarizers:
+            held[i].append(pcm)
+            if sum(c.shape[0] for c in held[i]) >= BATCH_HOPS * HOP:
+                feed(i, False)
+    for i in diarizers:
+        feed(i, True)
+    out = []
+    for name, t, _ in parts:
+        found = segments_by_speaker(np.concatenate(labels[t.index]))
+        for k, segs in (found or {0: []}).items():  # a silent microphone stays listed
+            out.append((speaker_name(name, k), t, segs))
+    return out
 
 
 def _unique_names(names: list[str]) -> list[str]:

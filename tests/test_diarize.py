@@ -1,0 +1,276 @@
+"""Shared-microphone diarization: the ONNX encoder against a numpy LSTM, the mel front end,
+online clustering, and the per-stream diarizer on real two-speaker speech."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from engine.audio.decode import decode_file
+from engine.datasets import read_rttm
+from engine.diarize.cluster import ClusterConfig, SpeakerClusterer, speaker_name
+from engine.diarize.embed import (
+    EMBED_DIM,
+    N_MELS,
+    SpeakerEmbedder,
+    mel_filterbank,
+    mel_frames,
+    model_path,
+)
+from engine.diarize.online import (
+    DiarizeConfig,
+    SharedMicDiarizer,
+    segments_by_speaker,
+    step_streams,
+)
+from engine.metrics import diarization_error
+from engine.types import HOP, HOPS_PER_SECOND
+
+
+@pytest.fixture(scope="module")
+def embedder() -> SpeakerEmbedder:
+    return SpeakerEmbedder()
+
+
+def _numpy_encoder(mels: np.ndarray) -> np.ndarray:
+    """Plain-numpy forward pass from the ONNX file's own initializers (ONNX gate order i,o,f,c)."""
+    onnx = pytest.importorskip("onnx", reason="onnx (dev dependency) reads the initializers")
+    from onnx import numpy_helper
+
+    w = {
+        t.name: numpy_helper.to_array(t).astype(np.float64)
+        for t in onnx.load(model_path()).graph.initializer
+    }
+    x = mels.astype(np.float64)
+    b, t_len, _ = x.shape
+    for layer in range(3):
+        wi, ri, bias = w[f"W{layer}"][0], w[f"R{layer}"][0], w[f"B{layer}"][0]
+        h = np.zeros((b, 256))
+        c = np.zeros((b, 256))
+        out = np.zeros((b, t_len, 256))
+        for t in range(t_len):
+            z = x[:, t] @ wi.T + h @ ri.T + bias[:1024] + bias[1024:]
+            i, o, f, g = np.split(z, 4, axis=1)
+            sig = lambda v: 0.5 * (1 + np.tanh(0.5 * v))  # noqa: E731
+            c = sig(f) * c + sig(i) * np.tanh(g)
+            h = sig(o) * np.tanh(c)
+            out[:, t] = h
+        x = out
+    e = np.maximum(h @ w["lin_w"] + w["lin_b"], 0.0)
+    return e / np.linalg.norm(e, axis=1, keepdims=True)
+
+
+def test_onnx_encoder_matches_numpy_lstm(embedder: SpeakerEmbedder) -> None:
+    rng = np.random.default_rng(0)
+    mels = np.exp(rng.normal(-4.0, 2.5, (3, 60, N_MELS))).astype(np.float32)
+    got = embedder.embed_mels(mels)
+    np.testing.assert_allclose(got, _numpy_encoder(mels), atol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
+
+
+def test_batching_does_not_change_embeddings(embedder: SpeakerEmbedder) -> None:
+    rng = np.random.default_rng(1)
+    windows = [rng.normal(0, 0.05, 24000).astype(np.float32) for _ in range(5)]
+    together = embedder.embed(windows)
+    alone = np.concatenate([embedder.embed([w]) for w in windows])
+    assert together.shape == (5, EMBED_DIM)
+    np.testing.assert_allclose(together, alone, atol=1e-5)
+    with pytest.raises(ValueError):
+        embedder.embed([windows[0], windows[1][:100]])
+
+
+def test_mel_front_end() -> None:
+    fb = mel_filterbank()
+    assert fb.shape == (40, 201) and (fb >= 0).all()
+    # Slaney-normalised triangles: each has unit area in Hz (x 2/width), so peaks fall with width
+    assert fb[0].max() > fb[-1].max()
+    t = np.arange(24000) / 16000
+    tone = (0.1 * np.sin(2 * np.pi * 1000 * t)).astype(np.float32)
+    m = mel_frames(tone)
+    assert m.shape == (151, 40)
+    centres = np.argmax(fb, axis=1) * 40.0  # Hz of each band's peak bin
+    assert abs(centres[int(np.argmax(m[75]))] - 1000) < 120
+    assert np.isfinite(mel_frames(np.zeros(1600, np.float32))).all()
+
+
+def test_clusterer_opens_matches_and_caps() -> None:
+    cl = SpeakerClusterer(ClusterConfig(new_speaker=0.5, update=0.6, max_speakers=2))
+    st = cl.new_state()
+    a = np.zeros(EMBED_DIM, np.float32)
+    a[0] = 1
+    b = np.zeros(EMBED_DIM, np.float32)
+    b[1] = 1
+    c = np.zeros(EMBED_DIM, np.float32)
+    c[2] = 1
+    assert cl.assign(st, a)[0] == 0
+    assert cl.assign(st, b)[0] == 1
+    assert cl.assign(st, a)[0] == 0
+    assert cl.assign(st, c)[0] in (0, 1) and st.n == 2  # capped: no third identity
+    st.reset()
+    assert st.n == 0
+    assert speaker_name("room-2", 1) == "room-2/B"
+    with pytest.raises(ValueError):
+        ClusterConfig(min_speakers=3, max_speakers=2)
+
+
+def test_config_is_validated() -> None:
+    with pytest.raises(ValueError):
+        DiarizeConfig(latency_s=0.5)  # below step + lookahead
+    with pytest.raises(ValueError):
+        DiarizeConfig(step_s=1.0, lookahead_s=1.0, window_s=1.5)
+    with pytest.raises(ValueError):
+        DiarizeConfig(overlap_margin=-0.1)
+    assert DiarizeConfig(latency_s=5.0).smoothing == 8
+    assert DiarizeConfig(latency_s=1.0).smoothing == 0
+
+
+def _sample(shared_data: Path) -> tuple[np.ndarray, list[tuple[float, float, str]]]:
+    root = shared_data / "diarization"
+    _, chunks = decode_file(root / "sample.wav")
+    x = np.concatenate([c for _, c in chunks])
+    n = x.shape[0] // HOP
+    turns = [(t.start, t.end, t.speaker) for t in read_rttm(root / "sample.rttm")]
+    return x[: n * HOP].reshape(n, HOP), turns
+
+
+def _oracle_mask(turns: list[tuple[float, float, str]], n: int) -> np.ndarray:
+    m = np.zeros(n, bool)
+    for a, b, _ in turns:
+        m[round(a * HOPS_PER_SECOND) : round(b * HOPS_PER_SECOND)] = True
+    return m
+
+
+def _run(d: SharedMicDiarizer, hops: np.ndarray, mask: np.ndarray, chunks: list[int]) -> np.ndarray:
+    out = np.full((hops.shape[0], 2), -9, np.int8)
+    i = 0
+    for size in chunks:
+        got = d.process(hops[i : i + size], mask[i : i + size])
+        out[got.start : got.end] = got.speakers
+        i += size
+    got = d.flush()
+    out[got.start : got.end] = got.speakers
+    return out
+
+
+@pytest.mark.realdata
+@pytest.mark.parametrize("latency", [1.0, 5.0])
+def test_chunking_invariance_and_reset(
+    shared_data: Path, embedder: SpeakerEmbedder, latency: float
+) -> None:
+    hops, turns = _sample(shared_data)
+    hops, mask = hops[:1500], _oracle_mask(turns, 1500)
+    cfg = DiarizeConfig(latency_s=latency)
+    d = SharedMicDiarizer(embedder, cfg)
+    one = _run(d, hops, mask, [1500])
+    rng = np.random.default_rng(7)
+    sizes = list(rng.integers(1, 60, 200))
+    sizes.append(1500 - sum(sizes)) if sum(sizes) < 1500 else None
+    d.reset()
+    many = _run(d, hops, mask, [s for s in sizes if s > 0])
+    assert (one != -9).all(), "every hop gets a final label"
+    np.testing.assert_array_equal(one, many)
+    assert (one[~mask] == -1).all() and (one[mask, 0] >= 0).all()
+
+
+@pytest.mark.realdata
+def test_labels_commit_within_latency(shared_data: Path, embedder: SpeakerEmbedder) -> None:
+    hops, turns = _sample(shared_data)
+    mask = _oracle_mask(turns, hops.shape[0])
+    for latency in (1.0, 5.0):
+        d = SharedMicDiarizer(embedder, DiarizeConfig(latency_s=latency))
+        worst = 0
+        for i in range(hops.shape[0]):
+            got = d.process(hops[i : i + 1], mask[i : i + 1])
+            for j in np.flatnonzero(mask[got.start : got.end]):
+                worst = max(worst, i + 1 - (got.start + int(j)))
+        assert 0 < worst <= round(latency * HOPS_PER_SECOND)
+
+
+def _two_voices(shared_data: Path) -> tuple[np.ndarray, list[tuple[float, float, str]]]:
+    """Six 3 s turns alternating between two real voices from two recordings: sample.wav's
+    speaker90 and dev01.wav's MEE009 (their reference turns, concatenated)."""
+    root = shared_data / "diarization"
+    voices = []
+    for fid, rttm, spk in (
+        ("sample", "sample.rttm", "speaker90"),
+        ("dev01", "debug.development.rttm", "MEE009"),
+    ):
+        _, chunks = decode_file(root / f"{fid}.wav")
+        x = np.concatenate([c for _, c in chunks])
+        hops = x[: x.shape[0] // HOP * HOP].reshape(-1, HOP)
+        turns = [t for t in read_rttm(root / rttm) if t.file == fid and t.speaker == spk]
+        voices.append(
+            np.concatenate([hops[round(t.start * 100) : round(t.end * 100)] for t in turns])
+        )
+    seq, ref, t = [], [], 0
+    for k in range(6):
+        piece = voices[k % 2][(k // 2) * 300 : (k // 2) * 300 + 300]
+        seq.append(piece)
+        ref.append((t / 100, (t + piece.shape[0]) / 100, "AB"[k % 2]))
+        t += piece.shape[0]
+    return np.concatenate(seq), ref
+
+
+def _der(labels: np.ndarray, ref: list[tuple[float, float, str]]) -> float:
+    hyp = [
+        (s.start_s, s.end_s, str(k))
+        for k, segs in segments_by_speaker(labels).items()
+        for s in segs
+    ]
+    return diarization_error(ref, hyp, uem=(0.0, labels.shape[0] / HOPS_PER_SECOND)).der
+
+
+@pytest.mark.realdata
+@pytest.mark.parametrize("latency", [1.0, 5.0])
+def test_two_real_voices_are_told_apart(
+    shared_data: Path, embedder: SpeakerEmbedder, latency: float
+) -> None:
+    hops, ref = _two_voices(shared_data)
+    d = SharedMicDiarizer(embedder, DiarizeConfig(latency_s=latency))
+    labels = _run(d, hops, np.ones(hops.shape[0], bool), [50] * (hops.shape[0] // 50 + 1))
+    assert 2 <= d.n_speakers <= 3
+    assert _der(labels, ref) < 0.15
+
+
+@pytest.mark.realdata
+def test_batched_streams_equal_single_streams(shared_data: Path, embedder: SpeakerEmbedder) -> None:
+    hops, turns = _sample(shared_data)
+    mask = _oracle_mask(turns, hops.shape[0])
+    a, b = hops[:1200], hops[1200:2400]
+    ma, mb = mask[:1200], mask[1200:2400]
+    solo = [_run(SharedMicDiarizer(embedder), h, m, [100] * 12) for h, m in ((a, ma), (b, mb))]
+    ds = [SharedMicDiarizer(embedder), SharedMicDiarizer(embedder)]
+    outs = [np.full((1200, 2), -9, np.int8) for _ in ds]
+    for i in range(0, 1200, 100):
+        for o, got in zip(
+            outs,
+            step_streams(
+                embedder, ds, [a[i : i + 100], b[i : i + 100]], [ma[i : i + 100], mb[i : i + 100]]
+            ),
+            strict=True,
+        ):
+            o[got.start : got.end] = got.speakers
+    for o, d in zip(outs, ds, strict=True):
+        got = d.flush()
+        o[got.start : got.end] = got.speakers
+    np.testing.assert_array_equal(outs[0], solo[0])
+    np.testing.assert_array_equal(outs[1], solo[1])
+
+
+@pytest.mark.realdata
+def test_identities_stay_stable_when_the_voices_come_back(
+    shared_data: Path, embedder: SpeakerEmbedder
+) -> None:
+    """The same two-voice exchange ten times over (3 min): no identity is added or
+    swapped later on, as a long session needs."""
+    hops, _ = _two_voices(shared_data)
+    n, reps = hops.shape[0], 10
+    d = SharedMicDiarizer(embedder, DiarizeConfig(latency_s=5.0))
+    labels = _run(
+        d, np.tile(hops, (reps, 1)), np.ones(n * reps, bool), [100] * (n * reps // 100 + 1)
+    )
+    first, last = labels[:n, 0], labels[(reps - 1) * n :, 0]
+    assert d.n_speakers <= 3
+    assert float(np.mean(first == last)) > 0.9
