@@ -20,9 +20,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"groupsense {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    from cli import analyze, demo, evaluate, replay, report, serve, token, watch
+    from cli import analyze, bench, demo, evaluate, replay, report, serve, token, watch
 
-    for module in (demo, analyze, serve, replay, watch, report, token, evaluate):
+    for module in (demo, analyze, serve, replay, watch, report, token, evaluate, bench):
         module.add_parser(sub)
     return parser
 

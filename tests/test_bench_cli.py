@@ -1,0 +1,95 @@
+"""`groupsense bench` end to end: a real pinned server process, real load-generator
+processes over loopback gRPC, a tiny N for a few seconds. Asserts the JSON contract
+and that the figures are sane, not that this shared machine is fast."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from cli.bench import frame_request, session_sizes
+from cli.main import main
+from groupsense.v1 import groupsense_pb2 as pb
+
+KEYS = {
+    "streams_per_core",
+    "transport_streams_per_core",
+    "latency_p50_ms",
+    "latency_p95_ms",
+    "latency_p99_ms",
+    "cpu_per_stream_pct",
+    "rss_per_stream_mb",
+    "steps",
+}
+
+
+def test_frame_request_is_a_valid_ingest_request() -> None:
+    raw = frame_request(300, 6000, b"\x01\x02payload")
+    req = pb.IngestRequest.FromString(raw)
+    assert req.WhichOneof("message") == "frame"
+    assert (req.frame.sequence, req.frame.capture_ms, req.frame.payload) == (
+        300,
+        6000,
+        b"\x01\x02payload",
+    )
+
+
+@pytest.mark.parametrize("n", [1, 5, 6, 12, 13, 17, 25, 100, 601])
+def test_session_sizes(n: int) -> None:
+    sizes = session_sizes(n)
+    assert sum(sizes) == n
+    if n >= 6:
+        assert all(6 <= s <= 12 for s in sizes), sizes
+
+
+def test_bench_quick_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out, plot = tmp_path / "bench.json", tmp_path / "bench.svg"
+    code = main(
+        [
+            "bench",
+            "--vad",
+            "webrtc",
+            "--codec",
+            "pcm",
+            "--start",
+            "6",
+            "--max-streams",
+            "6",
+            "--growth",
+            "2",
+            "--refine",
+            "0",
+            "--seconds",
+            "2",
+            "--warmup",
+            "1",
+            "--workers",
+            "1",
+            "--p99-ms",
+            "1000",  # a loaded shared machine: this checks the machinery, not the target
+            "--json",
+            str(out),
+            "--plot",
+            str(plot),
+        ]
+    )
+    assert code == 0
+    report = json.loads(out.read_text())
+    assert "session_ms >= 20k+20" in report["definition"]
+    cfg = report["configurations"]["webrtc/pcm"]
+    assert cfg.keys() >= KEYS
+    assert cfg["transport_streams_per_core"] == report["transport"]["pcm"]["streams_per_core"]
+    for c in (cfg, report["transport"]["pcm"]):
+        steps = c["steps"]
+        assert [s["streams"] for s in steps] == [6]  # one session of 6, one step
+        assert c["streams_per_core"] == 6  # 6 participants must pass at p99 < 1 s
+        first = steps[0]
+        assert first["dropped"] == 0 and first["ok"]
+        # Frames wait at least one frame for the 20 ms jitter window; never seconds.
+        assert 20 <= first["latency_p50_ms"] <= first["latency_p99_ms"] < 1000
+        assert 0 < first["server_cpu_pct"] <= 110
+        assert 0 <= c["rss_per_stream_mb"] < 50
+    assert plot.read_text().startswith("<svg")
+    assert "webrtc/pcm" in capsys.readouterr().out
