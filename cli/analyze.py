@@ -19,7 +19,7 @@ from engine.config import VAD_BACKENDS, VadConfig
 from engine.diarize.cluster import ClusterConfig
 from engine.diarize.online import DiarizeConfig
 from engine.errors import InputFileError
-from engine.offline import Analysis, analyze
+from engine.offline import AffectResult, Analysis, analyze
 from engine.sample import sample_session
 
 PROGRESS_MIN_S = 60.0
@@ -61,6 +61,12 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     p.add_argument(
         "--rttm", metavar="OUT", help="write who-spoke-when as RTTM (file id = input's stem)"
+    )
+    p.add_argument(
+        "--affect",
+        action="store_true",
+        help="also analyse voices (prosody, affect model, cues against each person's own "
+        "baseline; only with the participants' consent)",
     )
     p.add_argument("--min-speech-ms", type=int, default=None)
     p.add_argument("--min-silence-ms", type=int, default=None)
@@ -118,7 +124,9 @@ def run(args: argparse.Namespace) -> int:
     bar = ProgressBar(total_s, "analysing") if show and total_s > 0 else None
     try:
         roles = dict.fromkeys(args.facilitator, "facilitator")
-        result = analyze(files, config, progress=bar, roles=roles, shared_mic=shared)
+        result = analyze(
+            files, config, progress=bar, roles=roles, shared_mic=shared, affect=args.affect
+        )
     finally:
         if bar is not None:
             bar.close()
@@ -210,11 +218,37 @@ def format_table(result: Analysis) -> str:
     for a in result.alerts:
         end = "still active at the end" if a.active else f"cleared {_clock(a.cleared_s)}"
         lines.append(f"alert at {_clock(a.since_s)} ({end}): {a.message}")
+    for name, v in result.affect.items():
+        mood = f"arousal {v.arousal:.2f}" if v.arousal >= 0 else "too little speech"
+        lines.append(f"voice of {name}: {mood} over {v.windows} windows, {len(v.cues)} cues")
+        for c in v.cues:
+            lines.append(f"  cue at {_clock(c.since_s)}: {c.message}")
     return "\n".join(lines)
 
 
 def _num(v: float, digits: int = 3) -> float | None:
     return None if math.isnan(v) else round(v, digits)
+
+
+def affect_json(a: AffectResult) -> dict[str, Any]:
+    """A participant's voice over the session: model scores and cues (docs/signals.md)."""
+    return {
+        "arousal": None if a.arousal < 0 else round(a.arousal, 3),
+        "valence": None if a.valence < 0 else round(a.valence, 3),
+        "windows": a.windows,
+        "cues": [
+            {
+                "kind": c.kind,
+                "since_s": round(c.since_s, 2),
+                "cleared_s": None if c.active else round(c.cleared_s, 2),
+                "deviation": c.deviation,
+                "evidence_s": c.evidence_s,
+                "confidence": c.confidence,
+                "message": c.message,
+            }
+            for c in a.cues
+        ],
+    }
 
 
 def signals_json(result: Analysis) -> dict[str, Any]:
@@ -258,6 +292,11 @@ def to_json(result: Analysis) -> dict[str, Any]:
                     for k, v in dataclasses.asdict(result.signals.participants[p.name]).items()
                 },
                 "segments": [[round(s.start_s, 2), round(s.end_s, 2)] for s in p.segments],
+                **(
+                    {"affect": affect_json(result.affect[p.name])}
+                    if p.name in result.affect
+                    else {}
+                ),
             }
             for p in result.participants
         ],

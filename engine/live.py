@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from engine.affect.stream import AffectStream, affect_step
 from engine.alerts import AlertTracker
 from engine.audio.decode import OpusDecoder, PcmDecoder
 from engine.bleed.live import LiveBleed
@@ -37,6 +38,7 @@ from engine.types import (
     HOP,
     HOPS_PER_SECOND,
     Alert,
+    Cue,
     ParticipantView,
     SessionView,
     SpeechSegment,
@@ -97,6 +99,8 @@ class LiveParticipant:
     levels: list[tuple[int, np.ndarray]] = field(default_factory=list)  # (session hop, dBFS)
     level_hops: int = 0  # hops of this epoch whose levels have been collected
     lost: list[tuple[int, int]] = field(default_factory=list)  # session hops of lost audio
+    affect: AffectStream | None = None  # only with the participant's consent
+    cue_changes: list[Cue] = field(default_factory=list)  # raised/cleared, not yet announced
     unknown_hops: int = 0
     last_end_hop: int = -1
     speaking: bool = False
@@ -265,6 +269,7 @@ class LiveEngine:
                 decoder=_decoder(spec),
             )
             session.participants[pid] = p
+            self._set_consent(p, spec.affect_consent)
             if session.bleed is not None:
                 p.pipeline.keep_levels = True
                 session.bleed.add_stream(pid)
@@ -279,6 +284,7 @@ class LiveEngine:
             ):
                 p.decoder = _decoder(spec)  # a reconnect may change format; a stream may not
             p.spec = spec
+            self._set_consent(p, spec.affect_consent)
             p.connection += 1
             p.connected = True
             p.error = None
@@ -296,6 +302,18 @@ class LiveEngine:
         )
         session.idle_since = None
         return StreamHandle(spec.session_id, pid, p.connection)
+
+    @staticmethod
+    def _set_consent(p: LiveParticipant, consent: bool) -> None:
+        """Affect analysis exists for a participant only while they consent; withdrawn
+        consent drops everything it held about them."""
+        if consent and p.affect is None:
+            p.affect = AffectStream(p.pid)
+        elif not consent:
+            p.affect = None
+            p.cue_changes.clear()
+            p.pipeline.audio.clear()
+        p.pipeline.keep_audio = consent
 
     def _jitter(self) -> JitterBuffer:
         c = self.config
@@ -495,6 +513,10 @@ class LiveEngine:
                     overlaps=f.overlaps,
                     interruptions_made=f.interruptions_made,
                     interruptions_received=f.interruptions_received,
+                    affect=p.affect is not None,
+                    arousal=p.affect.mean_arousal if p.affect is not None else -1.0,
+                    valence=p.affect.mean_valence if p.affect is not None else -1.0,
+                    cues=_cues_of(p, final),
                 )
             )
         return session_view(
@@ -503,7 +525,8 @@ class LiveEngine:
             now,
             tuple(views),
             sig,
-            tuple(s.alerts.history if final else s.alerts.active),
+            tuple(s.alerts.history if final else s.alerts.active)
+            + tuple(cue_alert(c) for v in views for c in v.cues),
             events=events,
             final=final,
         )
@@ -557,6 +580,9 @@ class LiveEngine:
                 p.speaking = p.pipeline.hangover.open_segment() is not None
                 if p.speaking != was:
                     s.events.append(f"{p.pid} {'started' if p.speaking else 'stopped'} speaking")
+                if p.cue_changes:
+                    s.events.extend(_cue_events(p.cue_changes))
+                    p.cue_changes.clear()
                 if s.bleed is not None:
                     s.bleed.add_segments(p.pid, p.fresh)
                     for hop, lv in p.levels:
@@ -628,10 +654,41 @@ class LiveEngine:
                 if pcm.size:
                     self._place(p, capture_ms * SAMPLES_PER_MS, pcm, sequence)
         step(self.backend, [p.pipeline for p, _, _ in work])
+        self._feed_affect([p for p, _, _ in work])
         for p, _, ending in work:
             self._collect(p)
             if ending:
                 self._end_epoch(p)
+
+    def _feed_affect(self, ps: list[LiveParticipant]) -> None:
+        """Executor side: the consenting participants' new hops through prosody, the
+        affect model and their cues, batched; the audio is dropped right after."""
+        items: list[tuple[int, LiveParticipant, np.ndarray, np.ndarray]] = []
+        for p in ps:
+            if p.affect is not None and p.pipeline.audio:
+                end = p.epoch_hop + p.pipeline.hops_done
+                for hops, speech in reversed(p.pipeline.audio):
+                    items.append((end, p, hops.reshape(-1), speech))
+                    end -= speech.shape[0]
+            p.pipeline.audio.clear()
+        items.sort(key=lambda it: it[0])
+        while items:  # each participant's blocks in time order, one per call
+            batch: list[tuple[int, LiveParticipant, np.ndarray, np.ndarray]] = []
+            rest: list[tuple[int, LiveParticipant, np.ndarray, np.ndarray]] = []
+            seen: set[str] = set()
+            for it in items:
+                (rest if it[1].pid in seen else batch).append(it)
+                seen.add(it[1].pid)
+            owners = {it[1].pid: it[1] for it in batch}
+            changed = affect_step(
+                [it[1].affect for it in batch if it[1].affect is not None],
+                [it[2] for it in batch],
+                [it[3] for it in batch],
+                [it[0] for it in batch],
+            )
+            for c in changed:
+                owners[c.participant].cue_changes.append(c)
+            items = rest
 
     def _place(self, p: LiveParticipant, start: int, pcm: np.ndarray, sequence: int) -> None:
         """Put decoded audio on the session timeline.
@@ -687,6 +744,7 @@ class LiveEngine:
         if p.next_sample < 0:
             return
         finish(self.backend, p.pipeline)
+        self._feed_affect([p])
         self._collect(p)
         p.next_sample = (p.epoch_hop + p.pipeline.hops_in) * HOP
         p.pipeline.reset()
@@ -770,10 +828,33 @@ def opus_packet_ms(packet: bytes) -> float:
     return float(total)
 
 
+def _cue_events(changed: list[Cue]) -> tuple[str, ...]:
+    return tuple(f"cue {c.id} {'raised' if c.active else 'cleared'}: {c.message}" for c in changed)
+
+
+def cue_alert(c: Cue) -> Alert:
+    """A cue, as it appears in the alert list."""
+    return Alert(
+        id=c.id,
+        kind="voice_cue",
+        participant=c.participant,
+        since_s=c.since_s,
+        cleared_s=c.cleared_s,
+        message=c.message,
+    )
+
+
 def _alert_events(changed: list[Alert]) -> tuple[str, ...]:
     return tuple(
         f"alert {a.id} {'raised' if a.active else 'cleared'}: {a.message}" for a in changed
     )
+
+
+def _cues_of(p: LiveParticipant, final: bool) -> tuple[Cue, ...]:
+    if p.affect is None:
+        return ()
+    cues = p.affect.cues
+    return tuple(cues.history) if final else tuple(cues.active.values())
 
 
 def _or(value: float, default: float) -> float:

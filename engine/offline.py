@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from engine.affect.stream import AffectStream, affect_step
 from engine.alerts import replay
 from engine.audio.decode import decode_file
 from engine.bleed import BleedSuppressor, remove_hops, segments_to_mask, tidy_mask
@@ -23,7 +24,15 @@ from engine.diarize.online import DiarizeConfig, SharedMicDiarizer, segments_by_
 from engine.errors import InputFileError
 from engine.pipeline import ParticipantPipeline, finish, step
 from engine.signals import SessionSignals, SpeakingFigures, speaking_figures
-from engine.types import HOP, HOPS_PER_SECOND, SAMPLE_RATE, Alert, SpeechSegment, TrackInfo
+from engine.types import (
+    HOP,
+    HOPS_PER_SECOND,
+    SAMPLE_RATE,
+    Alert,
+    Cue,
+    SpeechSegment,
+    TrackInfo,
+)
 from engine.vad import VadBackend, make_backend
 
 BATCH_HOPS = 200  # run the VAD once ~2 s of audio per track is waiting
@@ -49,6 +58,17 @@ class Analysis:
     errors: tuple[InputFileError, ...]
     signals: SessionSignals  # keyed by participant name (docs/signals.md)
     alerts: tuple[Alert, ...]  # as a live session would have raised and cleared them
+    affect: dict[str, AffectResult]  # by participant name; empty unless asked for
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class AffectResult:
+    """A participant's voice over the session (analyze --affect): cues for a human."""
+
+    arousal: float  # the affect model's mean over their speech windows, 0-1; -1 if none
+    valence: float
+    windows: int  # 2 s windows of their speech analysed
+    cues: tuple[Cue, ...]  # every cue raised, with when it cleared (-1: still active)
 
 
 def analyze(
@@ -62,6 +82,7 @@ def analyze(
     alerts: AlertConfig | None = None,
     roles: Mapping[str, str] | None = None,
     shared_mic: DiarizeConfig | None = None,
+    affect: bool = False,
 ) -> Analysis:
     """Analyse files as one session: each audio track is a participant, all start at 0.
 
@@ -75,11 +96,18 @@ def analyze(
     bleed = bleed or BleedConfig()
     done: list[tuple[TrackInfo, ParticipantPipeline]] = []
     errors: list[InputFileError] = []
+    streams: dict[str, AffectStream] = {}  # by file#track; only with `affect`
     offset_s = 0.0
     for path in paths:
         try:
             result = _analyze_file(
-                os.fspath(path), config, backend, progress, offset_s, keep_levels=bleed.enabled
+                os.fspath(path),
+                config,
+                backend,
+                progress,
+                offset_s,
+                keep_levels=bleed.enabled,
+                affect=streams if affect else None,
             )
         except InputFileError as exc:
             errors.append(exc)
@@ -112,6 +140,21 @@ def analyze(
         errors=tuple(errors),
         signals=final,
         alerts=tuple(raised),
+        affect={
+            n: _affect_result(streams[f"{t.path}#{t.index}"])
+            for n, (t, _) in zip(names, done, strict=True)
+            if f"{t.path}#{t.index}" in streams and shared_mic is None
+        },
+    )
+
+
+def _affect_result(a: AffectStream) -> AffectResult:
+    n = a.windows
+    return AffectResult(
+        arousal=a.arousal_sum / n if n else -1.0,
+        valence=a.valence_sum / n if n and a.valence_sum > 0 else -1.0,
+        windows=n,
+        cues=tuple(a.cues.history),
     )
 
 
@@ -123,11 +166,16 @@ def _analyze_file(
     offset_s: float,
     *,
     keep_levels: bool = False,
+    affect: dict[str, AffectStream] | None = None,
 ) -> list[tuple[TrackInfo, ParticipantPipeline]]:
     tracks, chunks = decode_file(path)
     pipelines = [ParticipantPipeline.open(t.name, backend, config) for t in tracks]
-    for p in pipelines:
+    streams: list[AffectStream | None] = [None] * len(tracks)
+    for k, p in enumerate(pipelines):
         p.keep_levels = keep_levels
+        if affect is not None:
+            p.keep_audio = True
+            streams[k] = affect.setdefault(f"{path}#{k}", AffectStream(tracks[k].name))
     batch = BATCH_HOPS * len(pipelines)
     waiting = 0
     report_every = 10 * SAMPLE_RATE
@@ -139,6 +187,7 @@ def _analyze_file(
         waiting += pcm.shape[0]
         if waiting >= batch * 160:
             step(backend, pipelines)
+            _feed_affect(pipelines, streams)
             waiting = 0
             if progress is not None and decoded[i] >= next_report:
                 progress(offset_s + max(decoded) / SAMPLE_RATE)
@@ -146,6 +195,7 @@ def _analyze_file(
     step(backend, pipelines)
     for p in pipelines:
         finish(backend, p)
+    _feed_affect(pipelines, streams)
     for t, n in zip(tracks, decoded, strict=True):
         got = n / SAMPLE_RATE
         if t.duration_s is not None and got + TRUNCATION_TOLERANCE_S < t.duration_s:
@@ -157,6 +207,31 @@ def _analyze_file(
     if progress is not None:
         progress(offset_s + max(decoded) / SAMPLE_RATE)
     return list(zip(tracks, pipelines, strict=True))
+
+
+def _feed_affect(
+    pipelines: Sequence[ParticipantPipeline], streams: Sequence[AffectStream | None]
+) -> None:
+    """The hops the VAD just passed, through prosody, the affect model and cues (one
+    batched call per block); the audio is dropped right after."""
+    queues = []
+    for p, a in zip(pipelines, streams, strict=True):
+        if a is not None and p.audio:
+            end = p.hops_done - sum(sp.shape[0] for _, sp in p.audio)
+            items = []
+            for hops, speech in p.audio:
+                end += speech.shape[0]
+                items.append((a, hops.reshape(-1), speech, end))
+            queues.append(items)
+        p.audio.clear()
+    while any(queues):
+        batch = [q.pop(0) for q in queues if q]
+        affect_step(
+            [b[0] for b in batch],
+            [b[1] for b in batch],
+            [b[2] for b in batch],
+            [b[3] for b in batch],
+        )
 
 
 def _suppress_bleed(

@@ -193,3 +193,23 @@ def test_bad_option_is_a_usage_error() -> None:
     r = run_cli("analyze", "--vad", "nonesuch")
     assert r.returncode == 2
     assert "invalid choice" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_affect_only_when_asked(tmp_path: Path) -> None:
+    """`--affect` adds each participant's voice summary (the model's arousal in [0, 1],
+    valence, windows, cues); without it the JSON holds nothing about voices."""
+    out = tmp_path / "a.json"
+    r = run_cli("analyze", "--affect", "--json", str(out))
+    assert r.returncode == 0, r.stderr
+    data = json.loads(out.read_text())
+    for p in data["participants"]:
+        a = p["affect"]
+        assert 0.0 <= a["arousal"] <= 1.0 and 0.0 <= a["valence"] <= 1.0
+        assert a["windows"] >= 1 and isinstance(a["cues"], list)
+    assert "voice of ana: arousal" in r.stdout
+    plain = tmp_path / "b.json"
+    r = run_cli("analyze", "--json", str(plain))
+    assert r.returncode == 0, r.stderr
+    data = json.loads(plain.read_text())
+    assert all("affect" not in p for p in data["participants"])
+    assert "voice of" not in r.stdout

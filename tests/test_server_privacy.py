@@ -35,7 +35,9 @@ ALERT_ID = r"(withdrawal|dominance|interrupted|group_silence):(p-[0-9a-f]{10}|gr
 EVENT = re.compile(
     r"^(p-[0-9a-f]{10} (joined|reconnected|disconnected|started speaking|stopped speaking)"
     r"|session (ended|server shutting down|ended after every participant left)"
-    rf"|alert {ALERT_ID} (raised|cleared): {ALERT_TEXT})$"
+    rf"|alert {ALERT_ID} (raised|cleared): {ALERT_TEXT}"
+    r"|cue [a-z_]+:p-[0-9a-f]{10}:\d+ (raised|cleared): p-[0-9a-f]{10} [a-z ()]+: "
+    r"[\d.]+ times their usual variation, over the last \d+ s of their speech)$"
 )
 ALLOWED_NEW = (".nbi", ".nbc", ".pyc")  # numba's and Python's caches, next to the code
 F = descriptor.FieldDescriptor

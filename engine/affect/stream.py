@@ -91,6 +91,8 @@ class AffectStream:
     arousal: deque[float] = field(default_factory=lambda: deque(maxlen=RECENT_WINDOWS))
     valence: deque[float] = field(default_factory=lambda: deque(maxlen=RECENT_WINDOWS))
     windows: int = 0
+    arousal_sum: float = 0.0  # over all windows: the session's mean
+    valence_sum: float = 0.0
 
     def __post_init__(self) -> None:
         self.cues = CueDetector(self.participant, self.config, WINDOW_S)
@@ -103,6 +105,7 @@ class AffectStream:
         self.arousal.clear()
         self.valence.clear()
         self.windows = 0
+        self.arousal_sum = self.valence_sum = 0.0
 
     @property
     def mean_arousal(self) -> float:
@@ -152,8 +155,10 @@ def affect_step(
     for k, (s, _, t_s, acc) in enumerate(pending):
         arousal = float(out.arousal[k])
         s.arousal.append(arousal)
+        s.arousal_sum += arousal
         if out.valence is not None:
             s.valence.append(float(out.valence[k]))
+            s.valence_sum += float(out.valence[k])
         s.windows += 1
         changed += s.cues.update(t_s, acc.summary(arousal))
     return changed
