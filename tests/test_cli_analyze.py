@@ -213,3 +213,28 @@ def test_affect_only_when_asked(tmp_path: Path) -> None:
     data = json.loads(plain.read_text())
     assert all("affect" not in p for p in data["participants"])
     assert "voice of" not in r.stdout
+
+
+def test_report_shows_the_cues_of_analyze_affect(tmp_path: Path) -> None:
+    """The report reads analyze --affect's per-participant cues (a cue added by hand:
+    the sample's voices raise none)."""
+    from engine.dashboard.report import render_report
+
+    out = tmp_path / "a.json"
+    assert run_cli("analyze", "--affect", "--json", str(out)).returncode == 0
+    data = json.loads(out.read_text())
+    words = "is speaking at a higher pitch than usual"
+    data["participants"][1]["affect"]["cues"] = [
+        {
+            "kind": "raised_pitch",
+            "since_s": 60.0,
+            "cleared_s": 90.0,
+            "deviation": 2.4,
+            "evidence_s": 20.0,
+            "confidence": 0.8,
+            "message": f"ana {words}: 2.4 times their usual variation",
+        }
+    ]
+    page = render_report(data)
+    assert words in page
+    assert "cues were not computed" not in page

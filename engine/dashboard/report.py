@@ -88,7 +88,9 @@ def load_model(data: Mapping[str, Any], title: str | None = None) -> ReportModel
     for p in raw:
         name = str(_first(p, "name", "participant_id") or f"#{len(people) + 1}")
         role = str(p.get("role") or ("facilitator" if "facilitator" in name.lower() else ""))
-        cues = p.get("cues") if isinstance(p.get("cues"), list) else []
+        affect = p.get("affect") if isinstance(p.get("affect"), Mapping) else {}
+        cues = p.get("cues") or affect.get("cues")  # live summaries; analyze --affect
+        cues = cues if isinstance(cues, list) else []
         people.append(
             Person(
                 name=name,
@@ -502,7 +504,9 @@ def _cue_span(c: Mapping[str, Any]) -> tuple[float | None, float | None]:
     a = _first(c, "start_s", "since_s", "at_s")
     if a is None and c.get("start_ms") is not None:
         a = float(c["start_ms"]) / 1000
-    b = _first(c, "end_s", "until_s")
+    b = _first(c, "end_s", "until_s", "cleared_s")
+    if b is not None and float(b) < 0:
+        b = None  # still active at the end
     if b is None and c.get("end_ms") is not None:
         b = float(c["end_ms"]) / 1000
     return (None if a is None else float(a)), (None if b is None else float(b))
