@@ -21,21 +21,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from synth import random_script, synthesize
 
 from engine.config import VadConfig
+from engine.metrics import matched
 from engine.offline import analyze
 
 TOL_S = 0.5
-
-
-def match(found: list, truth: list, ok) -> int:
-    used: set[int] = set()
-    hits = 0
-    for f in found:
-        for k, t in enumerate(truth):
-            if k not in used and ok(f, t):
-                used.add(k)
-                hits += 1
-                break
-    return hits
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -69,12 +58,12 @@ def main(argv: list[str] | None = None) -> int:
             bc_truth += sum(n == p.name for n, _ in s.truth.backchannels)
         found = list(r.signals.interruptions)
         truth_i = [(i.t / 100, i.by, i.of) for i in s.truth.interruptions]
-        hits = match(found, truth_i, lambda f, t: f[1:] == t[1:] and abs(f[0] - t[0]) <= TOL_S)
+        hits = matched(found, truth_i, lambda f, t: f[1:] == t[1:] and abs(f[0] - t[0]) <= TOL_S)
         for k, v in enumerate((hits, len(found), len(truth_i))):
             counts["interruptions"][k] += v
         found_g = list(r.signals.silences)
         truth_g = [(g.start / 100, g.end / 100) for g in s.truth.group_silences]
-        hits = match(
+        hits = matched(
             found_g,
             truth_g,
             lambda f, t: abs(f[0] - t[0]) <= TOL_S and abs(f[1] - t[1]) <= TOL_S,

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 
 from engine.types import HOPS_PER_SECOND, SpeechSegment
+
+T = TypeVar("T")
+U = TypeVar("U")
 
 
 def frames_from_intervals(
@@ -182,3 +186,17 @@ def diarization_error(
         false_alarm=float(np.maximum(n_hyp - n_ref, 0).sum()) / rate,
         confusion=float(np.minimum(n_ref, n_hyp).sum() - matched) / rate,
     )
+
+
+def matched(found: Sequence[T], truth: Sequence[U], same: Callable[[T, U], bool]) -> int:
+    """Events found that match a distinct truth event (greedy, in order): the hits for
+    precision (hits / found) and recall (hits / truth)."""
+    used: set[int] = set()
+    hits = 0
+    for f in found:
+        for k, t in enumerate(truth):
+            if k not in used and same(f, t):
+                used.add(k)
+                hits += 1
+                break
+    return hits

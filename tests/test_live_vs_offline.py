@@ -112,9 +112,9 @@ async def test_replay_gives_the_offline_figures(
     assert all(s.HasField("group") for s in snaps)
     if offline.alerts:
         first = offline.alerts[0]
-        assert any(
-            a.kind == first.kind for s in snaps if not s.final for a in s.alerts
-        ), "an alert the recording raised never showed in a live snapshot"
+        assert any(a.kind == first.kind for s in snaps if not s.final for a in s.alerts), (
+            "an alert the recording raised never showed in a live snapshot"
+        )
     # Participants appear under pseudonyms only.
     for p in summary.participants:
         assert PSEUDONYM.match(p.participant_id), p.participant_id

@@ -26,6 +26,7 @@ from synth import (
 )
 
 from engine.config import VadConfig
+from engine.metrics import matched
 from engine.offline import Analysis, analyze
 from groupsense.v1 import groupsense_pb2 as pb
 
@@ -58,15 +59,8 @@ def analysed(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[Session, An
     return out
 
 
-def precision_recall(found: list, truth: list, match) -> tuple[float, float, int, int]:
-    used: set[int] = set()
-    hits = 0
-    for f in found:
-        for k, t in enumerate(truth):
-            if k not in used and match(f, t):
-                used.add(k)
-                hits += 1
-                break
+def precision_recall(found: list, truth: list, same) -> tuple[float, float, int, int]:
+    hits = matched(found, truth, same)
     p = hits / len(found) if found else 1.0
     r = hits / len(truth) if truth else 1.0
     return p, r, len(found), len(truth)

@@ -12,20 +12,21 @@ from __future__ import annotations
 
 import datetime as dt
 import html
-import itertools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from engine.config import SignalConfig
+from engine.signals import SessionSignals, balance, session_signals
+from engine.types import SpeechSegment
+
 # Okabe-Ito, in an order whose neighbours differ in lightness too; dash patterns and
 # markers repeat the distinction for grey-scale printing and colour-blind readers.
 PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#F0E442")
 DASHES = ("", "6 3", "2 3", "8 3 2 3", "1 2", "10 4", "4 4", "3 6")
-TURN_GAP_S = 1.0  # pauses up to this stay inside one utterance (as engine/signals.py)
-BACKCHANNEL_MAX_S = 1.0  # a shorter utterance inside another's does not take the floor
-MIN_GROUP_SILENCE_S = 3.0
+MIN_GROUP_SILENCE_S = SignalConfig().group_silence_min_s
 LABEL_W = 220  # room for "p-0123456789 (facilitator)" left of the plots
 
 
@@ -188,54 +189,33 @@ def reading_silence_counts(data: Mapping[str, Any]) -> str | None:
     )
 
 
-# -- figures from segments ----------------------------------------------------------------
-def utterances(segs: Sequence[tuple[float, float]], gap: float = TURN_GAP_S) -> list[list[float]]:
-    out: list[list[float]] = []
-    for a, b in sorted(segs):
-        if out and a - out[-1][1] <= gap:
-            out[-1][1] = max(out[-1][1], b)
-        else:
-            out.append([a, b])
-    return out
+# -- figures from segments: the engine's own definitions (docs/signals.md) ---------------
+def _signals(people: Sequence[Person]) -> SessionSignals:
+    by = {
+        p.name: [SpeechSegment(round(a * 100), round(b * 100)) for a, b in p.segments or []]
+        for p in people
+    }
+    end = max((s.end for segs in by.values() for s in segs), default=0)
+    return session_signals(by, end, SignalConfig(group_silence_min_s=MIN_GROUP_SILENCE_S))
 
 
 def transitions_from_segments(people: Sequence[Person]) -> dict[str, dict[str, int]]:
-    """Who takes the floor after whom: utterances in start order, backchannels (short
-    utterances inside someone else's) left out, counted on each change of speaker."""
-    utt = {p.name: utterances(p.segments or []) for p in people}
-    turns: list[tuple[float, float, str]] = []
-    for name, us in utt.items():
-        for a, b in us:
-            inside_other = any(
-                oa <= a < ob for other, os_ in utt.items() if other != name for oa, ob in os_
-            )
-            if inside_other and b - a < BACKCHANNEL_MAX_S:
-                continue
-            turns.append((a, b, name))
-    turns.sort()
+    """Who takes the floor after whom (floor changes, as engine.signals counts them)."""
     counts = {p.name: {q.name: 0 for q in people} for p in people}
-    for (_, _, prev), (_, _, nxt) in itertools.pairwise(turns):
-        if prev != nxt:
-            counts[prev][nxt] += 1
+    for (a, b), n in _signals(people).follows.items():
+        counts[a][b] = n
     return counts
 
 
-def group_silences(
-    people: Sequence[Person], minimum: float = MIN_GROUP_SILENCE_S
-) -> list[tuple[float, float]]:
-    """Stretches with nobody speaking, at least `minimum` long, after the first speech
-    and ended by speech."""
-    merged = utterances([s for p in people for s in (p.segments or [])], gap=0.0)
-    return [(a[1], b[0]) for a, b in itertools.pairwise(merged) if b[0] - a[1] >= minimum]
+def group_silences(people: Sequence[Person]) -> list[tuple[float, float]]:
+    """Stretches with nobody speaking, at least MIN_GROUP_SILENCE_S long, after the first
+    speech and ended by speech."""
+    return list(_signals(people).silences)
 
 
 def balance_entropy(amounts: Sequence[float]) -> float:
     """Normalised entropy of speaking times: 1 = everyone equal, 0 = one person only."""
-    total = sum(amounts)
-    if len(amounts) < 2 or total <= 0:
-        return 1.0
-    shares = [a / total for a in amounts if a > 0]
-    return -sum(s * math.log(s) for s in shares) / math.log(len(amounts))
+    return balance(amounts)[0]
 
 
 # -- formatting -----------------------------------------------------------------------------
