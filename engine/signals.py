@@ -19,6 +19,7 @@ Vocabulary (docs/signals.md says it for therapists):
 
 from __future__ import annotations
 
+import bisect
 import math
 import statistics
 from collections.abc import Iterable, Mapping, Sequence
@@ -395,6 +396,7 @@ def _figures(
     cfg: SignalConfig,
     spoken: Mapping[str, int] | None = None,
     last_end: Mapping[str, int] | None = None,
+    windows: tuple[Mapping[str, int], Mapping[str, int]] | None = None,
 ) -> SessionSignals:
     """Assemble figures from the floor walk, the sweep and the segments up to `now`
     (`segs` needs only the last 5 minutes when `spoken` and `last_end` are given)."""
@@ -403,8 +405,13 @@ def _figures(
     if last_end is None:
         last_end = {p: max((s.end for s in segs[p]), default=-1) for p in pids}
     total = sum(spoken.values())
-    w5 = {p: window_hops(segs[p], now - _hops(300.0), now) for p in pids}
-    w1 = {p: window_hops(segs[p], now - _hops(60.0), now) for p in pids}
+    w5: Mapping[str, int]
+    w1: Mapping[str, int]
+    if windows is None:
+        w5 = {p: window_hops(segs[p], now - _hops(300.0), now) for p in pids}
+        w1 = {p: window_hops(segs[p], now - _hops(60.0), now) for p in pids}
+    else:
+        w5, w1 = windows
     t5, t1 = sum(w5.values()), sum(w1.values())
     n = len(pids)
     made: dict[str, int] = {}
@@ -514,7 +521,18 @@ class _Track:
     segments: list[SpeechSegment] = field(default_factory=list)  # final, in order
     spoken: int = 0  # hops in `segments`
     settled: int = 0  # hops before this are final for this participant
-    unwalked: int = 0  # index of the first segment the floor walk has not taken
+    unwalked: int = 0  # index of the first segment not yet handed to the floor walk
+    starts: list[int] = field(default_factory=list)  # segment starts, for bisection
+    before: list[int] = field(default_factory=list)  # speech hops before each segment
+
+    def speech_before(self, hop: int) -> int:
+        """Hops of this participant's final speech before `hop` (prefix sums: a window's
+        speech costs two bisections however many segments it holds)."""
+        k = bisect.bisect_right(self.starts, hop) - 1
+        if k < 0:
+            return 0
+        seg = self.segments[k]
+        return self.before[k] + max(0, min(hop, seg.end) - seg.start)
     unswept: int = 0  # index of the first segment the sweep may still need
 
 
@@ -537,10 +555,15 @@ class SignalTracker:
         self._tracks: dict[str, _Track] = {}
         self.floor = FloorState()
         self.sweep = SweepState()
+        self._pending: list[tuple[int, str, int]] = []  # (start, pid, end), unwalked, sorted
+        self._scan = 0  # pending[:_scan] have been scanned for a group pause
+        self._reach = -1  # latest end among them
         self._gap = _hops(cfg.turn_gap_s)
 
     def reset(self) -> None:
         self._tracks.clear()
+        self._pending.clear()
+        self._scan, self._reach = 0, -1
         self.floor.reset()
         self.sweep.reset()
 
@@ -557,6 +580,8 @@ class SignalTracker:
         for seg in segments:
             if t.segments and seg.start < t.segments[-1].end:
                 raise ValueError(f"{pid}: segments must come in order and not overlap")
+            t.starts.append(seg.start)
+            t.before.append(t.spoken)
             t.segments.append(seg)
             t.spoken += seg.end - seg.start
             t.settled = max(t.settled, seg.end)
@@ -585,32 +610,38 @@ class SignalTracker:
         """Classify the utterances before the last pause of the whole group longer than
         `turn_gap_s` that is known to be over (None: everything). Utterances never span
         such a pause, and whether a pause splits one depends only on speech next to it,
-        so walking in these chunks gives the batch result."""
-        pending = [(s, pid) for pid, t in self._tracks.items() for s in t.segments[t.unwalked :]]
-        if not pending:
-            return
-        pending.sort(key=lambda x: x[0].start)
-        cut = -1  # walk the pending segments that end by `cut`
+        so walking in these chunks gives the batch result.
+
+        Incremental: a segment arrives only once its participant is settled past its
+        start, so new segments always sort after the ones already scanned."""
+        for pid, t in self._tracks.items():
+            for seg in t.segments[t.unwalked :]:
+                bisect.insort(self._pending, (seg.start, pid, seg.end))
+            t.unwalked = len(t.segments)
+        pending = self._pending
+        cut = -1  # pending[:cut] are walked now
         if settled is None:
-            cut = max(s.end for s, _ in pending)
+            cut = len(pending)
         else:
-            reach = -1
-            for seg, _ in pending:
-                # a pause of the whole group, over before anything still to come starts
-                if reach >= 0 and seg.start - reach > self._gap and reach + self._gap < settled:
-                    cut = reach
-                reach = max(reach, seg.end)
-            if settled - reach > self._gap:
-                cut = reach  # the group has been quiet since, and nothing more can come
-        if cut < 0:
+            k, reach = self._scan, self._reach
+            while k < len(pending) and pending[k][0] < settled:
+                start, _, end = pending[k]
+                if reach >= 0 and start - reach > self._gap:
+                    cut = k
+                reach = max(reach, end)
+                k += 1
+            self._scan, self._reach = k, reach
+            if k == len(pending) and reach >= 0 and settled - reach > self._gap:
+                cut = k  # the group has been quiet since, and nothing more can come
+        if cut <= 0:
             return
         chunk: dict[str, list[SpeechSegment]] = {pid: [] for pid in self._tracks}
-        for pid, t in self._tracks.items():
-            k = t.unwalked
-            while k < len(t.segments) and t.segments[k].end <= cut:
-                chunk[pid].append(t.segments[k])
-                k += 1
-            t.unwalked = k
+        for start, pid, end in pending[:cut]:
+            chunk[pid].append(SpeechSegment(start, end))
+        del pending[:cut]
+        self._scan -= cut
+        if self._scan == 0:
+            self._reach = -1
         for _, pid, u in conversation_utterances(
             chunk, self._gap, _hops(self.cfg.backchannel_max_s)
         ):
@@ -646,34 +677,29 @@ class SignalTracker:
     ) -> SessionSignals:
         """The figures at hop `now`; `open_segments` are the segments in progress."""
         open_segments = open_segments or {}
-        horizon = now - _hops(300.0)
-        segs: dict[str, list[SpeechSegment]] = {}
-        for pid, t in self._tracks.items():
-            recent = []
-            for seg in reversed(t.segments):
-                if seg.end <= horizon:
-                    break
-                recent.append(seg)
-            recent.reverse()
-            extra = open_segments.get(pid)
-            if extra is not None:
-                recent.append(extra)
-            segs[pid] = recent
-        spoken, last_end = {}, {}
+        spoken: dict[str, int] = {}
+        last_end: dict[str, int] = {}
+        w5: dict[str, int] = {}
+        w1: dict[str, int] = {}
         for pid, t in self._tracks.items():
             o = open_segments.get(pid)
             spoken[pid] = t.spoken + (o.end - o.start if o is not None else 0)
             last_end[pid] = max(
                 t.segments[-1].end if t.segments else -1, o.end if o is not None else -1
             )
+            for w, lo in ((w5, now - _hops(300.0)), (w1, now - _hops(60.0))):
+                w[pid] = t.speech_before(now) - t.speech_before(lo)
+                if o is not None:
+                    w[pid] += max(0, min(o.end, now) - max(o.start, lo))
         return _figures(
             pids=list(self._tracks),
             roles={p: t.role for p, t in self._tracks.items()},
-            segs=segs,
+            segs={},
             floor=self.floor,
             sweep_state=self.sweep,
             now=now,
             cfg=self.cfg,
             spoken=spoken,
             last_end=last_end,
+            windows=(w5, w1),
         )
