@@ -107,7 +107,10 @@ async def test_replay_gives_the_offline_figures(
         (a.kind, a.participant) for a in offline.alerts
     ]
     for live_alert, ref_alert in zip(summary.alerts, offline.alerts, strict=True):
-        assert live_alert.since_s == pytest.approx(ref_alert.since_s, abs=2.0)
+        # the live path hears each segment ~0.5 s later (VAD hangover, bleed stage), and
+        # interruptions are counted at the group's next pause over 1 s: that can be the
+        # next pause but one
+        assert live_alert.since_s == pytest.approx(ref_alert.since_s, abs=5.0)
     # Every snapshot carries the session signals; alerts while active.
     assert all(s.HasField("group") for s in snaps)
     if offline.alerts:
