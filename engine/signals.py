@@ -24,6 +24,7 @@ import math
 import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -159,8 +160,10 @@ class SweepState:
     open_members: set[str] = field(default_factory=set)  # who is in the open overlap
     overlaps: list[tuple[int, int]] = field(default_factory=list)  # completed, >= min
     silences: list[tuple[int, int]] = field(default_factory=list)  # completed, >= min
+    memo: dict[str, tuple[int, Any]] = field(default_factory=dict)  # see _memo
 
     def reset(self) -> None:
+        self.memo.clear()
         self.hop, self.first_speech, self.silence_start, self.overlap_start = 0, -1, -1, -1
         for d in (self.overlap_hops, self.overlap_counts):
             d.clear()
@@ -256,12 +259,17 @@ class FloorState:
     interruptions: list[tuple[int, str, str]] = field(default_factory=list)  # (hop, by, of)
     follows: dict[tuple[str, str], int] = field(default_factory=dict)  # (from, to): count
     latencies: dict[str, list[int]] = field(default_factory=dict)  # responder: hops
+    made: dict[str, int] = field(default_factory=dict)  # interruptions made, per person
+    received: dict[str, int] = field(default_factory=dict)
     walked_until: int = -1  # start of the last utterance walked
+    memo: dict[str, tuple[int, Any]] = field(default_factory=dict)  # see _memo
 
     def reset(self) -> None:
         self.holder, self.holder_end, self.walked_until = None, -1, -1
         for d in (self.turn_hops, self.backchannels, self.follows, self.latencies):
             d.clear()
+        for c in (self.made, self.received, self.memo):
+            c.clear()
         self.interruptions.clear()
 
     def walk(self, pid: str, u: SpeechSegment, cfg: SignalConfig) -> None:
@@ -278,6 +286,8 @@ class FloorState:
                 return  # an overlapping turn that did not take the floor
             if self.holder_end - u.start >= _hops(cfg.interruption_overlap_s):
                 self.interruptions.append((u.start, pid, holder))
+                self.made[pid] = self.made.get(pid, 0) + 1
+                self.received[holder] = self.received.get(holder, 0) + 1
             # else an early start: the floor changes, nobody was cut off
         if holder is not None and holder != pid:
             self.follows[(holder, pid)] = self.follows.get((holder, pid), 0) + 1
@@ -379,6 +389,16 @@ def _median(values: Sequence[int]) -> float:
     return statistics.median(values) / HOPS_PER_SECOND
 
 
+def _memo(memo: dict[str, tuple[int, Any]], key: str, items: list[Any], fn: Any) -> Any:
+    """`fn(items)`, recomputed only when the append-only list `items` has grown: a
+    snapshot a second over a 90-minute session should not redo its whole history."""
+    hit = memo.get(key)
+    if hit is None or hit[0] != len(items):
+        hit = (len(items), fn(items))
+        memo[key] = hit
+    return hit[1]
+
+
 def _current_silence(last_ends: Iterable[int], now: int) -> int:
     """Hops since anyone last spoke (0 before anyone has, or while someone speaks)."""
     latest = max(last_ends, default=-1)
@@ -414,14 +434,14 @@ def _figures(
         w5, w1 = windows
     t5, t1 = sum(w5.values()), sum(w1.values())
     n = len(pids)
-    made: dict[str, int] = {}
-    received: dict[str, int] = {}
-    for _, by, of in floor.interruptions:
-        made[by] = made.get(by, 0) + 1
-        received[of] = received.get(of, 0) + 1
+    made, received = floor.made, floor.received
     out = {}
     for p in pids:
         durs = floor.turn_hops.get(p, [])
+        turn_sum, turn_max = _memo(
+            floor.memo, f"turns:{p}", durs, lambda x: (sum(x), max(x, default=0))
+        )
+        lats = floor.latencies.get(p, [])
         share = spoken[p] / total if total else 0.0
         out[p] = ParticipantSignals(
             speaking_s=spoken[p] / HOPS_PER_SECOND,
@@ -431,14 +451,14 @@ def _figures(
             share_1min=w1[p] / t1 if t1 else 0.0,
             share_vs_equal=share * n,
             turns=len(durs),
-            mean_turn_s=(sum(durs) / len(durs) / HOPS_PER_SECOND) if durs else 0.0,
-            longest_turn_s=max(durs, default=0) / HOPS_PER_SECOND,
+            mean_turn_s=(turn_sum / len(durs) / HOPS_PER_SECOND) if durs else 0.0,
+            longest_turn_s=turn_max / HOPS_PER_SECOND,
             backchannels=floor.backchannels.get(p, 0),
             since_last_spoke_s=-1.0
             if last_end[p] < 0
             else max(now - last_end[p], 0) / HOPS_PER_SECOND,
-            response_latency_s=_median(floor.latencies.get(p, [])),
-            responses=len(floor.latencies.get(p, [])),
+            response_latency_s=_memo(floor.memo, f"latency:{p}", lats, _median),
+            responses=len(lats),
             overlap_s=sweep_state.overlap_hops.get(p, 0) / HOPS_PER_SECOND,
             overlaps=sweep_state.overlap_counts.get(p, 0),
             interruptions_made=made.get(p, 0),
@@ -448,6 +468,16 @@ def _figures(
     entropy5, _ = balance([w5[p] for p in pids])
     fac = [p for p in pids if roles.get(p) == "facilitator"]
     silences = sweep_state.silences
+    sil_tuple, sil_total, sil_longest = _memo(
+        sweep_state.memo,
+        "silences",
+        silences,
+        lambda x: (
+            tuple((a / HOPS_PER_SECOND, b / HOPS_PER_SECOND) for a, b in x),
+            sum(b - a for a, b in x),
+            max((b - a for a, b in x), default=0),
+        ),
+    )
     minutes = now / HOPS_PER_SECOND / 60.0
     changes = sum(floor.follows.values())
     return SessionSignals(
@@ -457,18 +487,26 @@ def _figures(
         balance_gini=gini,
         balance_entropy_5min=entropy5,
         group_silences=len(silences),
-        group_silence_s=sum(b - a for a, b in silences) / HOPS_PER_SECOND,
-        longest_group_silence_s=max((b - a for a, b in silences), default=0) / HOPS_PER_SECOND,
+        group_silence_s=sil_total / HOPS_PER_SECOND,
+        longest_group_silence_s=sil_longest / HOPS_PER_SECOND,
         current_group_silence_s=_current_silence(last_end.values(), now) / HOPS_PER_SECOND,
         overlaps=len(sweep_state.overlaps),
-        overlap_s=sum(b - a for a, b in sweep_state.overlaps) / HOPS_PER_SECOND,
+        overlap_s=_memo(
+            sweep_state.memo, "overlap", sweep_state.overlaps, lambda x: sum(b - a for a, b in x)
+        )
+        / HOPS_PER_SECOND,
         turn_rate_per_min=changes / minutes if minutes > 0 else 0.0,
         facilitator_share=(sum(spoken[p] for p in fac) / total if total else 0.0)
         if fac
         else math.nan,
         follows=dict(floor.follows),
-        interruptions=tuple((h / HOPS_PER_SECOND, by, of) for h, by, of in floor.interruptions),
-        silences=tuple((a / HOPS_PER_SECOND, b / HOPS_PER_SECOND) for a, b in silences),
+        interruptions=_memo(
+            floor.memo,
+            "interruptions",
+            floor.interruptions,
+            lambda x: tuple((h / HOPS_PER_SECOND, by, of) for h, by, of in x),
+        ),
+        silences=sil_tuple,
     )
 
 
@@ -533,6 +571,7 @@ class _Track:
             return 0
         seg = self.segments[k]
         return self.before[k] + max(0, min(hop, seg.end) - seg.start)
+
     unswept: int = 0  # index of the first segment the sweep may still need
 
 
