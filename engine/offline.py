@@ -247,10 +247,13 @@ def _suppress_bleed(
             env[k, : lv.shape[0]] = lv[:n_hops]
         p.levels.clear()
         speech[k] = segments_to_mask(p.segments, n_hops)
-    mask = BleedSuppressor(len(pipelines), config).step(env, speech)
+    suppressor = BleedSuppressor(len(pipelines), config)
+    mask = suppressor.step(env, speech)
     for k, p in enumerate(pipelines):
         bleed = tidy_mask(mask[k], config.fill_gap_hops, config.min_run_hops)
-        p.segments[:] = remove_hops(p.segments, bleed, min_speech_hops)
+        p.segments[:] = remove_hops(
+            p.segments, bleed, min_speech_hops, suppressor.last_dominated[k]
+        )
 
 
 def _split_shared_mics(

@@ -12,7 +12,7 @@ from numpy.testing import assert_allclose, assert_array_equal
 from synth import Bleed, Interruption, Overlap, Script, Session, Silence, Turn, synthesize
 
 from engine.bleed import BleedSuppressor, hop_levels, remove_hops, segments_to_mask
-from engine.bleed.suppress import tidy_mask
+from engine.bleed.suppress import TAKE_BACK_HOPS, tidy_mask
 from engine.config import BleedConfig, VadConfig
 from engine.offline import Analysis, analyze
 from engine.types import HOP, SpeechSegment
@@ -28,6 +28,13 @@ def ref_levels(hops: np.ndarray) -> np.ndarray:
 
 def ref_bleed(env: np.ndarray, speech: np.ndarray, c: BleedConfig) -> np.ndarray:
     """The documented rule, computed over whole arrays (no rings, no chunks)."""
+    return ref_bleed_and_dominated(env, speech, c)[0]
+
+
+def ref_bleed_and_dominated(
+    env: np.ndarray, speech: np.ndarray, c: BleedConfig
+) -> tuple[np.ndarray, np.ndarray]:
+    """The bleed mask and the level-only `dominated` mask, over whole arrays."""
     s_n, n = env.shape
     a = 1.0 / c.window_hops
     k = c.diff_hops
@@ -41,6 +48,7 @@ def ref_bleed(env: np.ndarray, speech: np.ndarray, c: BleedConfig) -> np.ndarray
         m2[:, t] = m2[:, t - 1] + a * (u[:, t] ** 2 - m2[:, t - 1])
     lags = c.max_lag_hops + 1
     out = np.zeros((s_n, n), np.bool_)
+    dom = np.zeros((s_n, n), np.bool_)
     for j in range(s_n):
         for i in range(s_n):
             if i == j:
@@ -56,13 +64,14 @@ def ref_bleed(env: np.ndarray, speech: np.ndarray, c: BleedConfig) -> np.ndarray
                         continue
                     if x[i, q] - x[j, t] < c.min_ratio_db:
                         continue
+                    dom[j, t] = True
                     vx = m2[j, t] - m1[j, t] ** 2
                     vy = m2[i, q] - m1[i, q] ** 2
                     if vx < c.min_std_db**2 or vy < c.min_std_db**2:
                         continue
                     if cross[t] - m1[j, t] * m1[i, q] >= c.min_corr * math.sqrt(vx * vy):
                         out[j, t] = True
-    return out
+    return out, dom
 
 
 def speechy_env(n: int, rng: np.random.Generator, level: float = -20.0) -> np.ndarray:
@@ -112,9 +121,12 @@ def test_bleed_kernel_matches_reference(seed: int) -> None:
     env = np.vstack([pair, third[None]])
     speech = env > -45
     c = BleedConfig(max_lag_ms=200, window_ms=300)
-    got = BleedSuppressor(3, c).step(env, speech)
-    ref = ref_bleed(env, speech, c)
+    sup = BleedSuppressor(3, c)
+    got = sup.step(env, speech)
+    ref, ref_dom = ref_bleed_and_dominated(env, speech, c)
     assert_array_equal(got, ref)
+    assert_array_equal(sup.last_dominated, ref_dom)
+    assert not (got & ~ref_dom).any()  # bleed is always dominated
     assert got[1].sum() > 0.5 * speech[1].sum()  # the copy is found ...
 
 
@@ -202,6 +214,25 @@ def test_remove_hops_reapplies_min_speech() -> None:
     assert remove_hops(segs, removed, 12) == [SpeechSegment(205, 230)]
     assert remove_hops(segs, np.zeros(300, np.bool_), 12) == segs
     assert_array_equal(segments_to_mask(segs, 12), np.arange(12) >= 10)
+
+
+def test_remove_hops_takes_a_bleed_run_back_over_dominated_hops() -> None:
+    # own voice 0-160, then the copy of someone else: found by correlation only
+    # from 200 on; 160-200 is quieter than the other by the ratio (dominated)
+    segs = [SpeechSegment(0, 300)]
+    removed = np.zeros(400, np.bool_)
+    removed[200:300] = True
+    dominated = np.zeros(400, np.bool_)
+    dominated[160:300] = True
+    dominated[120:130] = True  # a dip inside the own voice: not reached
+    assert remove_hops(segs, removed, 12) == [SpeechSegment(0, 200)]
+    assert remove_hops(segs, removed, 12, dominated) == [SpeechSegment(0, 160)]
+    # at most TAKE_BACK_HOPS
+    dominated[:160] = True
+    got = remove_hops(segs, removed, 12, dominated)
+    assert got == [SpeechSegment(0, 200 - TAKE_BACK_HOPS)]
+    # no bleed run: dominated hops alone are kept
+    assert remove_hops(segs, np.zeros(400, np.bool_), 12, dominated) == segs
 
 
 def test_tidy_mask_fills_short_gaps_and_drops_short_runs() -> None:

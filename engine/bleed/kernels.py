@@ -46,6 +46,7 @@ def bleed_kernel(
     params: np.ndarray,  # float64 (N_PARAMS,)
     out: np.ndarray,  # bool (S, n): bleed decision per hop
     source: np.ndarray,  # int32 (S, n): the stream the bleed came from, -1 if none
+    dominated: np.ndarray,  # bool (S, n): (1) and (2) hold for some stream and lag
 ) -> None:
     """Mark hops where a stream's "speech" is another stream's voice, delayed and quieter.
 
@@ -53,8 +54,11 @@ def bleed_kernel(
     at some lag d in 0..R-1 hops, (1) was speaking at t - d, (2) was at least
     `min_ratio_db` louder at t - d than j is at t, and (3) has an envelope whose
     exponentially weighted correlation with j's (time constant 1/alpha hops), at
-    lag d, is at least `min_corr`. The envelope correlated is the hop-to-hop level
-    change u over `diff_hops` hops (clamped levels). Loudspeaker pickup is a delayed,
+    lag d, is at least `min_corr`. `dominated` marks speech hops where (1) and (2)
+    alone hold: hops that are bleed if the stream's own voice is not in them (the
+    level test without the correlation, which needs time to build up). The envelope
+    correlated is the hop-to-hop level change u over `diff_hops` hops (clamped
+    levels). Loudspeaker pickup is a delayed,
     attenuated, maybe filtered copy: its log envelope follows the source's with a
     constant offset, so every syllable's rise and fall repeats and the correlation
     is high. Two people genuinely talking at once are each loud on their own
@@ -113,6 +117,7 @@ def bleed_kernel(
             vx = hist_mom[j, p, 1] - mx * mx
             out[j, h] = False
             source[j, h] = -1
+            dominated[j, h] = False
             for i in range(n_streams):
                 if i == j:
                     continue
@@ -123,9 +128,12 @@ def bleed_kernel(
                     if t > 0:
                         c += alpha * (uj * hist_diff[i, q] - c)
                         cross[j, i, d] = c
-                    if not speech[j, h] or out[j, h] or not hist_speech[i, q]:
+                    if not speech[j, h] or not hist_speech[i, q]:
                         continue
                     if y - xj < min_ratio:
+                        continue
+                    dominated[j, h] = True
+                    if out[j, h]:
                         continue
                     my = hist_mom[i, q, 0]
                     vy = hist_mom[i, q, 1] - my * my

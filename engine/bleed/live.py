@@ -164,6 +164,8 @@ class _Stream:
     levels: list[tuple[int, np.ndarray]] = field(default_factory=list)  # (first hop, dBFS)
     queue: deque[SpeechSegment] = field(default_factory=deque)  # final, not yet cleaned
     mask: np.ndarray = field(default_factory=lambda: np.zeros(0, np.bool_))  # tidy, final
+    dom: np.ndarray = field(default_factory=lambda: np.zeros(0, np.bool_))  # from dom_base
+    dom_base: int = 0  # session hop of dom[0]
     last_end: int = -1
     open_start: int | None = None  # start of a segment in progress (still to be added)
     lost: list[tuple[int, int]] = field(default_factory=list)  # hops whose level is held
@@ -179,6 +181,8 @@ class _Stream:
         self.levels.clear()
         self.queue.clear()
         self.mask = np.zeros(0, np.bool_)
+        self.dom = np.zeros(0, np.bool_)
+        self.dom_base = base
         self.last_end = -1
         self.open_start = None
         self.lost.clear()
@@ -219,6 +223,7 @@ class LiveBleed:
         self._streams[key] = _Stream(
             tidy=StreamingTidy(self.config.fill_gap_hops, self.config.min_run_hops),
             mask_base=self.done,
+            dom_base=self.done,
         )
         self.keys.append(key)
         self._cleaned[key] = []
@@ -305,9 +310,14 @@ class LiveBleed:
                 if b > a:
                     speech[k, a - lo : b - lo] = True
         mask = self._suppressor.step(env, speech)
+        dominated = self._suppressor.last_dominated
         for k, key in enumerate(self.keys):
             st = self._streams[key]
             st.last_level = float(env[k, -1])
+            if st.dom.shape[0] or dominated[k].any():
+                st.dom = np.concatenate([st.dom, dominated[k]])
+            else:  # nothing held and nothing dominated: move the base instead
+                st.dom_base = until
             tidy = st.tidy.push(mask[k])
             if st.mask.shape[0] or tidy.any():
                 st.mask = np.concatenate([st.mask, tidy])
@@ -349,6 +359,9 @@ class LiveBleed:
             if base > st.mask_base:
                 st.mask = st.mask[base - st.mask_base :]
                 st.mask_base = base
+            if base > st.dom_base:
+                st.dom = st.dom[base - st.dom_base :]
+                st.dom_base = base
 
     def _clean(self, st: _Stream, seg: SpeechSegment) -> list[SpeechSegment]:
         """`remove_hops` on one segment; hops with no final mask are not bleed."""
@@ -356,7 +369,13 @@ class LiveBleed:
         a, b = max(seg.start, st.mask_base), min(seg.end, st.mask_end)
         if b > a:
             removed[a - seg.start : b - seg.start] = st.mask[a - st.mask_base : b - st.mask_base]
-        pieces = remove_hops([SpeechSegment(0, seg.end - seg.start)], removed, self.min_speech_hops)
+        dom = np.zeros(seg.end - seg.start, np.bool_)
+        a, b = max(seg.start, st.dom_base), min(seg.end, st.dom_base + st.dom.shape[0])
+        if b > a:
+            dom[a - seg.start : b - seg.start] = st.dom[a - st.dom_base : b - st.dom_base]
+        pieces = remove_hops(
+            [SpeechSegment(0, seg.end - seg.start)], removed, self.min_speech_hops, dom
+        )
         return [SpeechSegment(p.start + seg.start, p.end + seg.start) for p in pieces]
 
     # -- results ---------------------------------------------------------------------

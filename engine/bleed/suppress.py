@@ -77,7 +77,7 @@ class BleedSuppressor:
     the config switched off the mask is all False.
     """
 
-    __slots__ = ("_params", "config", "last_source", "state")
+    __slots__ = ("_params", "config", "last_dominated", "last_source", "state")
 
     def __init__(self, n_streams: int, config: BleedConfig) -> None:
         if not 1 <= n_streams <= 1024:
@@ -96,6 +96,9 @@ class BleedSuppressor:
         self._params = p
         self.last_source = np.zeros((n_streams, 0), np.int32)
         """For each hop of the last step: the stream its bleed came from, or -1."""
+        self.last_dominated = np.zeros((n_streams, 0), np.bool_)
+        """For each hop of the last step: speech that some other stream, speaking up to
+        `max_lag_ms` earlier, was `min_ratio_db` louder than (bleed by level alone)."""
 
     @property
     def n_streams(self) -> int:
@@ -114,6 +117,7 @@ class BleedSuppressor:
         n = envelopes.shape[1]
         out = np.zeros((s, n), np.bool_)
         self.last_source = np.full((s, n), -1, np.int32)
+        self.last_dominated = np.zeros((s, n), np.bool_)
         if not self.config.enabled or n == 0:
             self.state.t[0] += n
             return out
@@ -133,12 +137,14 @@ class BleedSuppressor:
             self._params,
             out,
             self.last_source,
+            self.last_dominated,
         )
         return out
 
     def reset(self) -> None:
         self.state.reset()
         self.last_source = np.zeros((self.state.n_streams, 0), np.int32)
+        self.last_dominated = np.zeros((self.state.n_streams, 0), np.bool_)
 
 
 def tidy_mask(mask: np.ndarray, fill_hops: int, min_run_hops: int) -> np.ndarray:
@@ -179,19 +185,34 @@ LOCK_ON_HOPS = 40
 first syllable is missed: a segment whose bleed begins within this many hops (0.4 s) of
 its start is taken as bleed from its start."""
 
+TAKE_BACK_HOPS = 80
+"""The same lag where the copy follows the stream's own voice (someone takes the floor
+while this person finishes): the correlation, disturbed by the own voice, locks on again
+only after up to half a second. A bleed run takes in the hops right before it that are
+`dominated` (another stream much louder: the own voice is not in them), up to this many
+(0.8 s); the own voice's last loud hop stops it."""
+
 
 def remove_hops(
-    segments: Sequence[SpeechSegment], removed: np.ndarray, min_speech_hops: int
+    segments: Sequence[SpeechSegment],
+    removed: np.ndarray,
+    min_speech_hops: int,
+    dominated: np.ndarray | None = None,
 ) -> list[SpeechSegment]:
     """Cut the `removed` hops out of the segments; drop what is left shorter than
     `min_speech_hops` (the VAD's own rule, so a few unmarked hops at the edge of a
     bleed run do not survive as speech); a segment starting as bleed is bleed from its
-    start (LOCK_ON_HOPS)."""
+    start (LOCK_ON_HOPS); with `dominated` (per hop, as `removed`), a bleed run inside
+    a segment is taken back over the dominated hops before it (TAKE_BACK_HOPS)."""
     out: list[SpeechSegment] = []
     n = removed.shape[0]
     for seg in sorted(segments, key=lambda s: s.start):
-        keep = ~removed[max(seg.start, 0) : min(seg.end, n)]
+        a0, b0 = max(seg.start, 0), min(seg.end, n)
+        keep = ~removed[a0:b0]
         first = int(np.argmin(keep)) if keep.size and not keep.all() else -1
+        if first >= 0 and dominated is not None:
+            keep = _take_back(keep, dominated[a0:b0])
+            first = int(np.argmin(keep))
         if 0 < first <= LOCK_ON_HOPS:
             keep = keep.copy()
             keep[:first] = False  # a segment that starts as bleed: its onset is bleed too
@@ -203,3 +224,15 @@ def remove_hops(
             if b - a >= min_speech_hops:
                 out.append(SpeechSegment(seg.start + int(a), seg.start + int(b)))
     return out
+
+
+def _take_back(keep: np.ndarray, dominated: np.ndarray) -> np.ndarray:
+    """Each bleed run (False in `keep`) grows back over the dominated hops before it."""
+    keep = keep.copy()
+    starts = np.flatnonzero(keep[:-1] & ~keep[1:]) + 1  # first hop of each inner bleed run
+    for a in starts.tolist():
+        h = a
+        while h > 0 and a - h < TAKE_BACK_HOPS and keep[h - 1] and dominated[h - 1]:
+            h -= 1
+        keep[h:a] = False
+    return keep
