@@ -204,7 +204,8 @@ class LiveEngine:
         p.feed(np.zeros(HOP * 40, np.int16))
         step(self.backend, [p])
         finish(self.backend, p)
-        b = LiveBleed(self.bleed_config, self.vad.min_speech_hops)  # compile its kernel
+        # compile its kernel
+        b = LiveBleed(self.bleed_config, self.vad.min_speech_hops, self.vad.min_silence_hops)
         for key in ("a", "b"):
             b.add_stream(key)
         b.finish(40)
@@ -244,7 +245,9 @@ class LiveEngine:
                 SignalTracker(self.signal_config),
                 AlertTracker(self.alert_config),
                 bleed=(
-                    LiveBleed(self.bleed_config, self.vad.min_speech_hops)
+                    LiveBleed(
+                        self.bleed_config, self.vad.min_speech_hops, self.vad.min_silence_hops
+                    )
                     if self.bleed_config.enabled
                     else None
                 ),

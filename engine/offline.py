@@ -117,7 +117,13 @@ def analyze(
     names = _unique_names([t.name for t, _ in done])
     session_hops = max((p.hops_in for _, p in done), default=0)
     if bleed.enabled and len(done) > 1:
-        _suppress_bleed([p for _, p in done], session_hops, bleed, config.min_speech_hops)
+        _suppress_bleed(
+            [p for _, p in done],
+            session_hops,
+            bleed,
+            config.min_speech_hops,
+            config.min_silence_hops,
+        )
     parts = [(n, t, list(p.segments)) for n, (t, p) in zip(names, done, strict=True)]
     if shared_mic is not None:
         parts = _split_shared_mics(parts, shared_mic)
@@ -235,7 +241,11 @@ def _feed_affect(
 
 
 def _suppress_bleed(
-    pipelines: list[ParticipantPipeline], n_hops: int, config: BleedConfig, min_speech_hops: int
+    pipelines: list[ParticipantPipeline],
+    n_hops: int,
+    config: BleedConfig,
+    min_speech_hops: int,
+    min_silence_hops: int,
 ) -> None:
     """Take other participants' voices picked up from loudspeakers out of each stream's
     segments, then drop leftovers shorter than the VAD's minimum speech run."""
@@ -252,7 +262,7 @@ def _suppress_bleed(
     for k, p in enumerate(pipelines):
         bleed = tidy_mask(mask[k], config.fill_gap_hops, config.min_run_hops)
         p.segments[:] = remove_hops(
-            p.segments, bleed, min_speech_hops, suppressor.last_dominated[k]
+            p.segments, bleed, min_speech_hops, suppressor.last_dominated[k], min_silence_hops
         )
 
 

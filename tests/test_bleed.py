@@ -235,6 +235,24 @@ def test_remove_hops_takes_a_bleed_run_back_over_dominated_hops() -> None:
     assert remove_hops(segs, np.zeros(400, np.bool_), 12, dominated) == segs
 
 
+def test_remove_hops_bridges_bleed_gaps_shorter_than_the_vads_min_silence() -> None:
+    # A person pauses 0.1 s under someone else's voice: the pause is bleed, but the VAD
+    # itself bridges pauses under min_silence, so one utterance must stay one.
+    removed = np.zeros(300, np.bool_)
+    removed[150:161] = True  # 11 hops
+    segs = [SpeechSegment(100, 250)]
+    assert remove_hops(segs, removed, 12, min_silence_hops=30) == segs
+    assert remove_hops(segs, removed, 12) == [SpeechSegment(100, 150), SpeechSegment(161, 250)]
+    removed[150:190] = True  # 40 hops: a real cut
+    assert remove_hops(segs, removed, 12, min_silence_hops=30) == [
+        SpeechSegment(100, 150),
+        SpeechSegment(190, 250),
+    ]
+    removed[:] = False
+    removed[200:] = True  # a bleed tail is not a gap between two pieces
+    assert remove_hops(segs, removed, 12, min_silence_hops=30) == [SpeechSegment(100, 200)]
+
+
 def test_tidy_mask_fills_short_gaps_and_drops_short_runs() -> None:
     m = np.zeros(100, np.bool_)
     m[10:30] = m[35:60] = True  # gap 5: filled

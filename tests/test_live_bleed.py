@@ -24,6 +24,8 @@ from engine.pipeline import ParticipantPipeline
 from engine.types import SpeechSegment
 from engine.vad import make_backend
 
+MIN_SILENCE = 30  # the VAD's min_silence_hops: bleed gaps shorter stay speech
+
 # ---------------------------------------------------------------------------
 # the streaming tidy
 
@@ -122,7 +124,7 @@ def offline_reference(
         p.levels.append(env[k].copy())
         p.segments.extend(segs[k])
         pipes.append(p)
-    _suppress_bleed(pipes, env.shape[1], cfg, min_speech)
+    _suppress_bleed(pipes, env.shape[1], cfg, min_speech, MIN_SILENCE)
     return [list(p.segments) for p in pipes]
 
 
@@ -139,7 +141,7 @@ def run_live(
     promise `settled()` makes to the signal tracker on the way."""
     n = env.shape[1]
     keys = [f"s{k}" for k in range(env.shape[0])]
-    lb = LiveBleed(cfg, min_speech)
+    lb = LiveBleed(cfg, min_speech, MIN_SILENCE)
     out: list[list[SpeechSegment]] = [[] for _ in keys]
     settled = [0] * len(keys)
     fed = [0] * len(keys)

@@ -201,11 +201,17 @@ class LiveBleed:
     the calls are chunked (tests/test_live_bleed.py).
     """
 
-    def __init__(self, config: BleedConfig, min_speech_hops: int) -> None:
-        if min_speech_hops < 0:
-            raise ValueError(f"min_speech_hops must be >= 0, got {min_speech_hops}")
+    def __init__(
+        self, config: BleedConfig, min_speech_hops: int, min_silence_hops: int = 0
+    ) -> None:
+        if min_speech_hops < 0 or min_silence_hops < 0:
+            raise ValueError(
+                f"min_speech_hops and min_silence_hops must be >= 0, got "
+                f"{min_speech_hops}, {min_silence_hops}"
+            )
         self.config = config
         self.min_speech_hops = min_speech_hops
+        self.min_silence_hops = min_silence_hops
         self.keys: list[str] = []
         self._streams: dict[str, _Stream] = {}
         self._suppressor: BleedSuppressor | None = None
@@ -374,7 +380,11 @@ class LiveBleed:
         if b > a:
             dom[a - seg.start : b - seg.start] = st.dom[a - st.dom_base : b - st.dom_base]
         pieces = remove_hops(
-            [SpeechSegment(0, seg.end - seg.start)], removed, self.min_speech_hops, dom
+            [SpeechSegment(0, seg.end - seg.start)],
+            removed,
+            self.min_speech_hops,
+            dom,
+            self.min_silence_hops,
         )
         return [SpeechSegment(p.start + seg.start, p.end + seg.start) for p in pieces]
 

@@ -198,12 +198,16 @@ def remove_hops(
     removed: np.ndarray,
     min_speech_hops: int,
     dominated: np.ndarray | None = None,
+    min_silence_hops: int = 0,
 ) -> list[SpeechSegment]:
     """Cut the `removed` hops out of the segments; drop what is left shorter than
     `min_speech_hops` (the VAD's own rule, so a few unmarked hops at the edge of a
     bleed run do not survive as speech); a segment starting as bleed is bleed from its
     start (LOCK_ON_HOPS); with `dominated` (per hop, as `removed`), a bleed run inside
-    a segment is taken back over the dominated hops before it (TAKE_BACK_HOPS)."""
+    a segment is taken back over the dominated hops before it (TAKE_BACK_HOPS). A bleed
+    run shorter than `min_silence_hops` between two kept pieces stays speech: the VAD
+    bridges pauses that short, and a cut there would split one utterance in two (the
+    floor seems to move on while its speaker merely paused under someone's voice)."""
     out: list[SpeechSegment] = []
     n = removed.shape[0]
     for seg in sorted(segments, key=lambda s: s.start):
@@ -216,6 +220,8 @@ def remove_hops(
         if 0 < first <= LOCK_ON_HOPS:
             keep = keep.copy()
             keep[:first] = False  # a segment that starts as bleed: its onset is bleed too
+        if first >= 0 and min_silence_hops > 0:
+            keep = _bridge(keep, min_silence_hops)
         # segments reaching past the mask keep their tail
         tail = max(seg.end - max(n, seg.start), 0)
         flags = np.concatenate([keep, np.ones(tail, np.bool_)])
@@ -224,6 +230,15 @@ def remove_hops(
             if b - a >= min_speech_hops:
                 out.append(SpeechSegment(seg.start + int(a), seg.start + int(b)))
     return out
+
+
+def _bridge(keep: np.ndarray, max_gap: int) -> np.ndarray:
+    """Inner runs of False shorter than `max_gap` between True hops become True."""
+    keep = keep.copy()
+    for a, b in _runs(~keep):
+        if a > 0 and b < keep.shape[0] and b - a < max_gap:
+            keep[a:b] = True
+    return keep
 
 
 def _take_back(keep: np.ndarray, dominated: np.ndarray) -> np.ndarray:
