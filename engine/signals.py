@@ -305,9 +305,12 @@ def conversation_utterances(
     A person's segments join across pauses of at most `gap` hops, unless someone else
     spoke at length (an utterance of at least `backchannel_max`) during the pause and
     the joined utterance would be that long too: then the floor has moved on, and what
-    follows is a new utterance. A "mm-hm" from someone else during the pause does not
-    split it; the pieces of one "mm ... hm" said over someone else's turn stay one
-    backchannel, and two "mm-hm"s a moment apart stay two.
+    follows is a new utterance. Someone who started talking over the utterance before
+    the pause does not end it: a person talked over who pauses briefly and goes on is
+    still in the same utterance (else every cut-off would read as an early start).
+    A "mm-hm" from someone else during the pause does not split it; the pieces of one
+    "mm ... hm" said over someone else's turn stay one backchannel, and two "mm-hm"s a
+    moment apart stay two.
     """
     first = {pid: utterances(segs, gap) for pid, segs in by_pid.items()}
     long_ones = [
@@ -324,7 +327,8 @@ def conversation_utterances(
                 a, b = cur.end, seg.start
                 merged = max(cur.end, seg.end) - cur.start
                 blocked = merged >= backchannel_max and any(
-                    o != pid and s0 < b and e0 > a for s0, e0, o in long_ones
+                    o != pid and s0 < b and e0 > a and not cur.start <= s0 < a
+                    for s0, e0, o in long_ones
                 )
                 if not blocked:
                     cur = SpeechSegment(cur.start, max(cur.end, seg.end))

@@ -35,6 +35,11 @@ from engine.sample import sample_session, sample_truth
 from engine.types import HOP, HOPS_PER_SECOND, SAMPLE_RATE, SpeechSegment
 
 MERGE_GAP_S = 0.3
+BACKCHANNEL_CLEAR_S = 1.0
+"""A backchannel this close to its speaker's own other speech is, by docs/signals.md
+(pauses up to `turn_gap_s` = 1 s stay inside an utterance), part of that utterance:
+the truth would then name a backchannel and an interruption or turn start that the
+audio does not hold, so such backchannels are left out of the session."""
 """Pauses shorter than this inside one person's speech count as speech in `segments`
 (a listener hears one utterance; the VAD's default min_silence bridges them too)."""
 GROUP_SILENCE_S = 3.0
@@ -495,6 +500,27 @@ def synthesize(script: Script, voices: Sequence[Voice] | None = None) -> Session
         placed.append(_Placed(sp, start, x * gains[sp], pieces))
         turns.append((len(placed) - 1, 0, kind))
         floor = len(placed) - 1
+
+    clear = hop_at(BACKCHANNEL_CLEAR_S)
+    dropped: set[int] = set()
+    for i, flag, _ in turns:
+        if flag != -1:
+            continue
+        p = placed[i]
+        if any(
+            j != i
+            and j not in dropped
+            and q.speaker == p.speaker
+            and max(q.start - end_of(p), p.start - end_of(q)) <= clear
+            for j, q in enumerate(placed)
+        ):
+            dropped.add(i)
+    if dropped:
+        renum = {
+            old: new for new, old in enumerate(k for k in range(len(placed)) if k not in dropped)
+        }
+        placed = [p for k, p in enumerate(placed) if k not in dropped]
+        turns = [(renum[i], flag, kind) for i, flag, kind in turns if i not in dropped]
 
     last = max((end_of(p) for p in placed), default=hop_at(script.lead_in_s))
     n_samples = last + hop_at(script.tail_s) + (hop_at(pending_gap) if pending_gap else 0)

@@ -376,3 +376,19 @@ def test_early_start_is_not_an_interruption():
     # 0.5 s of overlap is the threshold
     s = sig({"ana": [S(0, 500)], "ben": [S(450, 900)]}, 1000)
     assert s.interruptions == ((4.5, "ben", "ana"),)
+
+
+def test_a_person_talked_over_who_pauses_and_goes_on_is_interrupted():
+    # ben starts at 470, just before ana's 0.32 s pause (500-532); she goes on to 600
+    # while he talks: one utterance of hers, cut off by ben (not an early start).
+    s = sig({"ana": [S(0, 500), S(532, 600)], "ben": [S(470, 900)]}, 1000)
+    assert s.interruptions == ((4.7, "ben", "ana"),)
+    assert s.participants["ana"].turns == 1
+    # But someone who already held the floor when this person began does split them:
+    # cleo's "mm-hm" during ana's turn, then her own turn 0.9 s later (0.2 s before ana
+    # ends: an early start), is a backchannel and a new turn, not one utterance started
+    # over ana.
+    s = sig({"ana": [S(0, 470)], "cleo": [S(300, 360), S(450, 900)]}, 1000)
+    assert s.interruptions == ()
+    assert s.participants["cleo"].backchannels == 1
+    assert s.participants["cleo"].turns == 1
