@@ -284,7 +284,10 @@ class SharedMicDiarizer:
             nxt = ahead[0].emb if ahead else None
             # with lookahead, one odd window does not open an identity on its own
             if nxt is None or cl.would_open(cs, nxt) or cs.n == 0:
-                cl.open(cs, e)
+                # at a change of voice the window still holds the previous voice: the
+                # window furthest ahead is the new voice's purest sample
+                far = [w.emb for w in ahead if w.emb is not None and cl.would_open(cs, w.emb)]
+                cl.open(cs, far[-1] if far and cs.n > 0 else e)
         scores = cl.scores(cs, e)
         if ahead and cs.n > 1:
             neigh = [w.emb for w in ahead[:1] if w.emb is not None] + st.history[-1:]
