@@ -30,7 +30,7 @@ from engine.bleed.live import LiveBleed
 from engine.config import AlertConfig, BleedConfig, LiveConfig, SignalConfig, VadConfig
 from engine.diarize.embed import SpeakerEmbedder
 from engine.diarize.live import SharedMicStream, SubUpdate, step_mics
-from engine.diarize.online import DiarizeConfig, SharedMicDiarizer
+from engine.diarize.online import DiarizeConfig, SharedMicDiarizer, shared_mic_vad
 from engine.errors import GroupsenseError, OverloadError, PayloadDecodeError, StreamFormatError
 from engine.ingest import Codec, JitterBuffer, RtpClock, StreamSpec, StreamWarning, WarningKind
 from engine.pipeline import ParticipantPipeline, finish, step
@@ -279,7 +279,9 @@ class LiveEngine:
             p = LiveParticipant(
                 pid=pid,
                 spec=spec,
-                pipeline=ParticipantPipeline.open(pid, self.backend, self.vad),
+                pipeline=ParticipantPipeline.open(
+                    pid, self.backend, shared_mic_vad(self.vad) if mic is not None else self.vad
+                ),
                 jitter=self._jitter(),
                 decoder=_decoder(spec),
                 mic=mic,

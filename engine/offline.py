@@ -20,7 +20,12 @@ from engine.bleed import BleedSuppressor, remove_hops, segments_to_mask, tidy_ma
 from engine.config import AlertConfig, BleedConfig, SignalConfig, VadConfig
 from engine.diarize.cluster import speaker_name
 from engine.diarize.embed import SpeakerEmbedder
-from engine.diarize.online import DiarizeConfig, SharedMicDiarizer, segments_by_speaker
+from engine.diarize.online import (
+    DiarizeConfig,
+    SharedMicDiarizer,
+    segments_by_speaker,
+    shared_mic_vad,
+)
 from engine.errors import InputFileError
 from engine.pipeline import ParticipantPipeline, finish, step
 from engine.signals import SessionSignals, SpeakingFigures, speaking_figures
@@ -102,7 +107,7 @@ def analyze(
         try:
             result = _analyze_file(
                 os.fspath(path),
-                config,
+                config if shared_mic is None else shared_mic_vad(config),
                 backend,
                 progress,
                 offset_s,
