@@ -735,12 +735,11 @@ class LiveEngine:
             self._collect(p)
             if ending:
                 self._end_epoch(p)
-        mics = [p for p, _, _ in work if p.mic is not None]
-        if mics and self.embedder is not None:
-            for p, _, ending in work:
-                if p.mic is not None:
-                    p.mic.mark(p.settled_hop(p.position_hop()), p.open_segment(), ending=ending)
-            step_mics(self.embedder, [p.mic for p in mics if p.mic is not None])
+        mics = [(p, p.mic, ending) for p, _, ending in work if p.mic is not None]
+        if mics and self.embedder is not None:  # shared mics: one batched encoder call
+            for p, mic, ending in mics:
+                mic.mark(p.settled_hop(p.position_hop()), p.open_segment(), ending=ending)
+            step_mics(self.embedder, [mic for _, mic, _ in mics])
 
     def _feed_affect(self, ps: list[LiveParticipant]) -> None:
         """Executor side: the consenting participants' new hops through prosody, the
