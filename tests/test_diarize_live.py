@@ -111,3 +111,32 @@ def test_take_fills_gaps_with_silence() -> None:
     mic.mark(185, SpeechSegment(175, 195), ending=False)
     hops, speech = mic.take()
     assert hops.shape == (15, HOP) and speech.all() and (hops == 9).all()
+
+
+def test_state_stays_bounded_over_a_long_stream() -> None:
+    """Half an hour in 100 ms ticks (speech in short bursts so the encoder runs rarely):
+    the audio held, the VAD segments held and the loop side's labels stay a few ticks'
+    worth, and every hop gets a final label within the latency."""
+    from engine.diarize.live import step_mics
+
+    embedder = SpeakerEmbedder()
+    mic = SharedMicStream("p-0123456789", SharedMicDiarizer(embedder), False)
+    rng = np.random.default_rng(3)
+    tick, hop, worst_held = 10, 0, 0
+    for i in range(18_000):  # 30 min
+        block = rng.integers(-3000, 3000, (tick, HOP)).astype(np.int16)
+        mic.add_audio(hop, block)
+        if i % 600 == 0:  # a 0.3 s burst of "speech" once a minute
+            mic.add_vad([SpeechSegment(hop, hop + 30)])
+            block = rng.integers(-3000, 3000, (20, HOP)).astype(np.int16)
+            mic.add_audio(hop + tick, block)
+            hop += 20
+        hop += tick
+        mic.mark(hop, None, ending=False)
+        step_mics(embedder, [mic])
+        mic.advance()
+        worst_held = max(worst_held, sum(b.shape[0] for _, b in mic.audio), len(mic.raw))
+        assert mic.labels.shape[0] <= 2 * 100 * mic.diarizer.config.latency_s
+    assert worst_held <= 30
+    assert mic.committed >= hop - 100 * mic.diarizer.config.latency_s
+    assert len(mic.diarizer.state.decided) == 0 and len(mic.diarizer.state.history) <= 4
