@@ -22,7 +22,12 @@ from engine.config import VadConfig
 from engine.datasets import RttmTurn, diarization_items, shared_data_dir
 from engine.diarize.cluster import ClusterConfig
 from engine.diarize.embed import SpeakerEmbedder
-from engine.diarize.online import DiarizeConfig, SharedMicDiarizer, segments_by_speaker
+from engine.diarize.online import (
+    DiarizeConfig,
+    SharedMicDiarizer,
+    segments_by_speaker,
+    shared_mic_vad,
+)
 from engine.metrics import Der, Turn, diarization_error, frames_from_intervals
 from engine.types import HOP, HOPS_PER_SECOND
 from engine.vad import Hangover, make_backend
@@ -60,7 +65,7 @@ def load_items(root: Path) -> list[Item]:
 
 
 def vad_mask(hops: np.ndarray, backend_name: str) -> np.ndarray:
-    config = VadConfig(backend=backend_name)
+    config = shared_mic_vad(VadConfig(backend=backend_name))  # as analyze and live use it
     backend = make_backend(config)
     state = backend.open_stream()
     hang = Hangover(config)

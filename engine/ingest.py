@@ -18,6 +18,8 @@ from engine.errors import StreamFormatError
 
 SESSION_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 MAX_REF_LEN = 256
+MAX_SPEAKERS = 26  # sub-participants are named A-Z
+DEFAULT_MAX_SPEAKERS = 8
 
 
 class Codec(StrEnum):
@@ -42,6 +44,8 @@ class StreamSpec:
     channels: int
     affect_consent: bool = False
     shared_microphone: bool = False
+    max_speakers: int = 0  # shared microphones only; 0: the engine's default
+    expected_speakers: int = 0  # shared microphones only; 0: unknown
     rtp_clock_rate: int = 0
     rtp_timestamp_base: int = 0
     rtp_base_capture_ms: int = 0
@@ -61,6 +65,21 @@ class StreamSpec:
             )
         if self.channels not in (1, 2):
             raise StreamFormatError(f"channels must be 1 or 2, got {self.channels}")
+        if (self.max_speakers or self.expected_speakers) and not self.shared_microphone:
+            raise StreamFormatError(
+                "max_speakers and expected_speakers apply only with shared_microphone set"
+            )
+        if not 0 <= self.max_speakers <= MAX_SPEAKERS:
+            raise StreamFormatError(
+                f"max_speakers must be 1-{MAX_SPEAKERS} (or 0 for the default), "
+                f"got {self.max_speakers}"
+            )
+        cap = self.max_speakers or DEFAULT_MAX_SPEAKERS
+        if not 0 <= self.expected_speakers <= cap:
+            raise StreamFormatError(
+                f"expected_speakers must be 0-{cap} (at most max_speakers), "
+                f"got {self.expected_speakers}"
+            )
         if self.rtp_clock_rate and not 1000 <= self.rtp_clock_rate <= 192000:
             raise StreamFormatError(
                 f"rtp_clock_rate must be 1000-192000, got {self.rtp_clock_rate}"

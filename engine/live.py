@@ -28,6 +28,9 @@ from engine.alerts import AlertTracker
 from engine.audio.decode import OpusDecoder, PcmDecoder
 from engine.bleed.live import LiveBleed
 from engine.config import AlertConfig, BleedConfig, LiveConfig, SignalConfig, VadConfig
+from engine.diarize.embed import SpeakerEmbedder
+from engine.diarize.live import SharedMicStream, SubUpdate, step_mics
+from engine.diarize.online import DiarizeConfig, SharedMicDiarizer, shared_mic_vad
 from engine.errors import GroupsenseError, OverloadError, PayloadDecodeError, StreamFormatError
 from engine.ingest import Codec, JitterBuffer, RtpClock, StreamSpec, StreamWarning, WarningKind
 from engine.pipeline import ParticipantPipeline, finish, step
@@ -107,6 +110,7 @@ class LiveParticipant:
     needs_finish: bool = False  # the stream ended: finish its epoch on the next tick
     carried: list[tuple[int, int, bytes]] = field(default_factory=list)  # a replaced
     # connection's frames, still to analyse before the new connection's
+    mic: SharedMicStream | None = None  # a shared microphone: its speech is diarized
 
     def position_hop(self) -> int:
         return max(self.next_sample, 0) // HOP
@@ -150,6 +154,7 @@ class LiveSession:
     ended: bool = False
     idle_since: float | None = None
     bleed: LiveBleed | None = None  # between the VAD's closed segments and the signals
+    mics: dict[str, SharedMicStream] = field(default_factory=dict)  # by parent pseudonym
 
     def now_hop(self) -> int:
         return max((p.position_hop() for p in self.participants.values()), default=0)
@@ -175,14 +180,17 @@ class LiveEngine:
         signals: SignalConfig | None = None,
         alerts: AlertConfig | None = None,
         bleed: BleedConfig | None = None,
+        diarize: DiarizeConfig | None = None,
     ) -> None:
         self.config = config
+        self.diarize_config = diarize or LIVE_DIARIZE
         self.vad = vad
         self.signal_config = signals or SignalConfig()
         self.alert_config = alerts or AlertConfig()
         self.bleed_config = bleed or BleedConfig()
         self.backend = backend or make_backend(vad)
         self.pseudonyms = pseudonymizer or Pseudonymizer()
+        self.embedder: SpeakerEmbedder | None = None  # loaded by start(), shared by all mics
         self.sessions: dict[str, LiveSession] = {}
         self.summaries: OrderedDict[str, SessionView] = OrderedDict()
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="groupsense-dsp")
@@ -209,6 +217,8 @@ class LiveEngine:
         for key in ("a", "b"):
             b.add_stream(key)
         b.finish(40)
+        self.embedder = SpeakerEmbedder()  # load and run the speaker encoder once
+        self.embedder.embed([np.zeros(self.diarize_config.window_hops * HOP, np.float32)])
 
     async def drain(self) -> None:
         """Graceful shutdown: refuse new streams, process every buffered frame, end all
@@ -258,6 +268,11 @@ class LiveEngine:
         p = session.participants.get(pid)
         if p is None:
             live_streams = sum(len(s.participants) for s in self.sessions.values())
+            mic = (
+                self._open_mic(spec, pid, session.bleed is not None)
+                if spec.shared_microphone
+                else None
+            )
             if len(session.participants) >= self.config.max_streams_per_session:
                 raise OverloadError(
                     f"stream limit per session reached ({self.config.max_streams_per_session})"
@@ -267,19 +282,32 @@ class LiveEngine:
             p = LiveParticipant(
                 pid=pid,
                 spec=spec,
-                pipeline=ParticipantPipeline.open(pid, self.backend, self.vad),
+                pipeline=ParticipantPipeline.open(
+                    pid, self.backend, shared_mic_vad(self.vad) if mic is not None else self.vad
+                ),
                 jitter=self._jitter(),
                 decoder=_decoder(spec),
+                mic=mic,
             )
             session.participants[pid] = p
-            self._set_consent(p, spec.affect_consent)
+            self._set_consent(p, spec.affect_consent and not spec.shared_microphone)
             if session.bleed is not None:
                 p.pipeline.keep_levels = True
                 session.bleed.add_stream(pid)
-            session.signals.add_participant(pid, spec.role.value)
-            session.alerts.roles[pid] = spec.role.value
+            if mic is not None:
+                session.mics[pid] = mic
+                p.pipeline.keep_hops = True
+            for name in p.mic.names if p.mic is not None else [pid]:
+                session.signals.add_participant(name, spec.role.value)
+                session.alerts.roles[name] = spec.role.value
             session.events.append(f"{pid} joined")
         else:
+            shared = (spec.shared_microphone, spec.max_speakers, spec.expected_speakers)
+            if shared != (p.spec.shared_microphone, p.spec.max_speakers, p.spec.expected_speakers):
+                raise StreamFormatError(
+                    "a reconnect may not change shared_microphone, max_speakers or "
+                    "expected_speakers"
+                )
             if (p.spec.codec, p.spec.sample_rate, p.spec.channels) != (
                 spec.codec,
                 spec.sample_rate,
@@ -287,7 +315,7 @@ class LiveEngine:
             ):
                 p.decoder = _decoder(spec)  # a reconnect may change format; a stream may not
             p.spec = spec
-            self._set_consent(p, spec.affect_consent)
+            self._set_consent(p, spec.affect_consent and not spec.shared_microphone)
             p.connection += 1
             p.connected = True
             p.error = None
@@ -305,6 +333,22 @@ class LiveEngine:
         )
         session.idle_since = None
         return StreamHandle(spec.session_id, pid, p.connection)
+
+    def _open_mic(self, spec: StreamSpec, pid: str, bleed: bool) -> SharedMicStream:
+        """The stream's own diarizer, with its speaker counts; the encoder is shared."""
+        if self.embedder is None:
+            raise RuntimeError("start() the engine before opening streams")
+        c = self.diarize_config
+        try:
+            cluster = dataclasses.replace(
+                c.cluster,
+                max_speakers=spec.max_speakers or c.cluster.max_speakers,
+                min_speakers=spec.expected_speakers or 1,
+            )
+        except ValueError as exc:
+            raise StreamFormatError(f"config: {exc}") from None
+        diarizer = SharedMicDiarizer(self.embedder, dataclasses.replace(c, cluster=cluster))
+        return SharedMicStream(pid, diarizer, bleed)
 
     @staticmethod
     def _set_consent(p: LiveParticipant, consent: bool) -> None:
@@ -470,6 +514,8 @@ class LiveEngine:
         if session.bleed is not None:
             session.bleed.finish(now)
             self._pass_cleaned(session)
+        for mic in session.mics.values():
+            self._apply_mic(session, mic.advance(final=True))
         session.signals.finish(now)
         session.events.extend(_alert_events(session.alerts.update(session.signals.snapshot(now))))
         # A number of its own, and the events not yet published, so none is lost.
@@ -487,21 +533,28 @@ class LiveEngine:
 
     def _view(self, s: LiveSession, events: tuple[str, ...], final: bool = False) -> SessionView:
         now = s.now_hop()
-        opened = {pid: p.open_segment() for pid, p in s.participants.items()}
+        opened = _open_segments(s)
         sig = s.signals.snapshot(now, opened)
         views = []
-        for pid, p in s.participants.items():
-            f = sig.participants[pid]
+        rows = [  # a shared mic appears as its sub-participants, never itself
+            (name, p)
+            for pid, p in s.participants.items()
+            for name in (p.mic.names if p.mic is not None else [pid])
+        ]
+        for name, p in rows:
+            f = sig.participants[name]
             unknown = p.unknown_hops + (0 if p.connected else max(now - p.position_hop(), 0))
+            # a sub-participant speaks while the mic does and their labels run to now
+            speaking = p.speaking and (p.mic is None or opened[name] is not None)
             views.append(
                 ParticipantView(
-                    participant_id=pid,
+                    participant_id=name,
                     role=p.spec.role.value,
                     connected=p.connected,
-                    speaking=p.speaking,
+                    speaking=speaking,
                     speaking_s=f.speaking_s,
                     share=f.share,
-                    since_last_spoke_s=0.0 if p.speaking else f.since_last_spoke_s,
+                    since_last_spoke_s=0.0 if speaking else f.since_last_spoke_s,
                     unknown_s=unknown / HOPS_PER_SECOND,
                     share_5min=f.share_5min,
                     share_1min=f.share_1min,
@@ -595,20 +648,22 @@ class LiveEngine:
                         s.bleed.add_lost(p.pid, a, b)
                     p.lost.clear()
                 elif p.fresh:
-                    s.signals.add_segments(p.pid, p.fresh)
+                    if p.mic is None:  # a shared mic's raw speech went to its diarizer
+                        s.signals.add_segments(p.pid, p.fresh)
                     p.closed.extend(p.fresh)
                 p.fresh.clear()
             if s.bleed is not None:
                 self._advance_bleed(s, s.bleed, now)
             else:
                 for p in s.participants.values():
-                    s.signals.settle(p.pid, p.settled_hop(now))
+                    if p.mic is None:
+                        s.signals.settle(p.pid, p.settled_hop(now))
+            for mic in s.mics.values():
+                self._apply_mic(s, mic.advance())
             s.signals.advance()
             if now - s.alert_hop >= HOPS_PER_SECOND:  # alerts on session time, not wall time
                 s.alert_hop = now
-                sig = s.signals.snapshot(
-                    now, {pid: q.open_segment() for pid, q in s.participants.items()}
-                )
+                sig = s.signals.snapshot(now, _open_segments(s))
                 s.events.extend(_alert_events(s.alerts.update(sig)))
 
     def _advance_bleed(self, s: LiveSession, bleed: LiveBleed, now: int) -> None:
@@ -628,14 +683,35 @@ class LiveEngine:
         bleed.advance(until, speaking)
         self._pass_cleaned(s)
         for p in s.participants.values():
-            s.signals.settle(p.pid, bleed.settled(p.pid, p.settled_hop(now)))
+            settled = bleed.settled(p.pid, p.settled_hop(now))
+            if p.mic is not None:
+                p.mic.settle_cleaned(settled)
+            else:
+                s.signals.settle(p.pid, settled)
 
     def _pass_cleaned(self, s: LiveSession) -> None:
         if s.bleed is None:
             return
         for pid, segs in s.bleed.take().items():
-            s.signals.add_segments(pid, segs)
+            mic = s.participants[pid].mic
+            if mic is not None:
+                mic.add_cleaned(segs)
+            else:
+                s.signals.add_segments(pid, segs)
             s.participants[pid].closed.extend(segs)
+
+    @staticmethod
+    def _apply_mic(s: LiveSession, up: SubUpdate) -> None:
+        """A shared mic's new sub-participants and final segments into the signals."""
+        for name in up.joined:
+            parent = s.participants[name.rsplit("/", 1)[0]]
+            s.signals.add_participant(name, parent.spec.role.value)
+            s.alerts.roles[name] = parent.spec.role.value
+            s.events.append(f"{name} joined")
+        for name, segs in up.segments.items():
+            s.signals.add_segments(name, segs)
+        for name, hop in up.settled.items():
+            s.signals.settle(name, hop)
 
     def _analyse(
         self, work: list[tuple[LiveParticipant, list[tuple[int, int, bytes]], bool]]
@@ -662,6 +738,11 @@ class LiveEngine:
             self._collect(p)
             if ending:
                 self._end_epoch(p)
+        mics = [(p, p.mic, ending) for p, _, ending in work if p.mic is not None]
+        if mics and self.embedder is not None:  # shared mics: one batched encoder call
+            for p, mic, ending in mics:
+                mic.mark(p.settled_hop(p.position_hop()), p.open_segment(), ending=ending)
+            step_mics(self.embedder, [mic for _, mic, _ in mics])
 
     def _feed_affect(self, ps: list[LiveParticipant]) -> None:
         """Executor side: the consenting participants' new hops through prosody, the
@@ -730,12 +811,20 @@ class LiveEngine:
         p.next_sample += pcm.shape[0]
 
     def _collect(self, p: LiveParticipant) -> None:
+        if p.mic is not None and p.pipeline.kept:
+            hop = p.epoch_hop + p.pipeline.hops_done - sum(h.shape[0] for h in p.pipeline.kept)
+            for h in p.pipeline.kept:
+                p.mic.add_audio(hop, h)
+                hop += h.shape[0]
+            p.pipeline.kept.clear()
         if p.pipeline.segments:
             for seg in p.pipeline.segments:
                 start = max(seg.start + p.epoch_hop, p.last_end_hop)  # never overlap the last
                 if seg.end + p.epoch_hop > start:
                     p.fresh.append(SpeechSegment(start, seg.end + p.epoch_hop))
                     p.last_end_hop = seg.end + p.epoch_hop
+                    if p.mic is not None:
+                        p.mic.add_vad([p.fresh[-1]])
             p.pipeline.segments.clear()
         for lv in p.pipeline.levels:  # per-hop levels for the bleed stage, on session hops
             p.levels.append((p.epoch_hop + p.level_hops, lv))
@@ -768,6 +857,19 @@ class LiveEngine:
         for sid, s in list(self.sessions.items()):
             if s.idle_since is not None and now - s.idle_since >= self.config.idle_session_s:
                 self._end(sid, reason="ended after every participant left")
+
+
+LIVE_DIARIZE = DiarizeConfig(latency_s=2.0)
+"""Shared microphones live: labels final 2 s after the VAD decides (5 s offline); 2 s
+leaves room for two windows of look-ahead before a new voice opens an identity."""
+
+
+def _open_segments(s: LiveSession) -> dict[str, SpeechSegment | None]:
+    """Speech in progress by participant: a shared mic's by its sub-participants."""
+    out = {pid: p.open_segment() for pid, p in s.participants.items() if p.mic is None}
+    for mic in s.mics.values():
+        out.update(mic.open_segments())
+    return out
 
 
 def _decoder(spec: StreamSpec) -> PcmDecoder | OpusDecoder:

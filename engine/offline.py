@@ -20,7 +20,12 @@ from engine.bleed import BleedSuppressor, remove_hops, segments_to_mask, tidy_ma
 from engine.config import AlertConfig, BleedConfig, SignalConfig, VadConfig
 from engine.diarize.cluster import speaker_name
 from engine.diarize.embed import SpeakerEmbedder
-from engine.diarize.online import DiarizeConfig, SharedMicDiarizer, segments_by_speaker
+from engine.diarize.online import (
+    DiarizeConfig,
+    SharedMicDiarizer,
+    segments_by_speaker,
+    shared_mic_vad,
+)
 from engine.errors import InputFileError
 from engine.pipeline import ParticipantPipeline, finish, step
 from engine.signals import SessionSignals, SpeakingFigures, speaking_figures
@@ -102,7 +107,7 @@ def analyze(
         try:
             result = _analyze_file(
                 os.fspath(path),
-                config,
+                config if shared_mic is None else shared_mic_vad(config),
                 backend,
                 progress,
                 offset_s,
@@ -116,6 +121,7 @@ def analyze(
         offset_s += max((p.hops_in for _, p in result), default=0) / HOPS_PER_SECOND
     names = _unique_names([t.name for t, _ in done])
     session_hops = max((p.hops_in for _, p in done), default=0)
+    raw = [list(p.segments) for _, p in done]  # before bleed removal: the diarizer's mask
     if bleed.enabled and len(done) > 1:
         _suppress_bleed(
             [p for _, p in done],
@@ -126,7 +132,7 @@ def analyze(
         )
     parts = [(n, t, list(p.segments)) for n, (t, p) in zip(names, done, strict=True)]
     if shared_mic is not None:
-        parts = _split_shared_mics(parts, shared_mic)
+        parts = _split_shared_mics(parts, raw, shared_mic)
     figures = speaking_figures({n: segs for n, _, segs in parts}, session_hops)
     participants = tuple(
         ParticipantResult(name=n, track=t, segments=tuple(segs), figures=figures[n])
@@ -267,13 +273,18 @@ def _suppress_bleed(
 
 
 def _split_shared_mics(
-    parts: list[tuple[str, TrackInfo, list[SpeechSegment]]], config: DiarizeConfig
+    parts: list[tuple[str, TrackInfo, list[SpeechSegment]]],
+    raw: list[list[SpeechSegment]],
+    config: DiarizeConfig,
 ) -> list[tuple[str, TrackInfo, list[SpeechSegment]]]:
-    """Diarize every track's speech (its final VAD segments) into sub-participants."""
+    """Diarize every track's speech into sub-participants. The diarizer hears the VAD's
+    speech; each sub-participant keeps only its hops that are left after bleed removal
+    (as the live path does, where labels must not wait for the bleed stage)."""
     embedder = SpeakerEmbedder()
-    by_path: dict[str, list[tuple[str, TrackInfo, list[SpeechSegment]]]] = {}
-    for part in parts:
-        by_path.setdefault(part[1].path, []).append(part)
+    by_path: dict[str, list[tuple[str, TrackInfo, list[SpeechSegment], list[SpeechSegment]]]]
+    by_path = {}
+    for part, vad in zip(parts, raw, strict=True):
+        by_path.setdefault(part[1].path, []).append((*part, vad))
     out: list[tuple[str, TrackInfo, list[SpeechSegment]]] = []
     for path, file_parts in by_path.items():
         out.extend(_diarize_file(path, file_parts, embedder, config))
@@ -282,16 +293,16 @@ def _split_shared_mics(
 
 def _diarize_file(
     path: str,
-    parts: list[tuple[str, TrackInfo, list[SpeechSegment]]],
+    parts: list[tuple[str, TrackInfo, list[SpeechSegment], list[SpeechSegment]]],
     embedder: SpeakerEmbedder,
     config: DiarizeConfig,
 ) -> list[tuple[str, TrackInfo, list[SpeechSegment]]]:
     """Decode the file again, stepping each track's diarizer every ~2 s of its audio, so
     audio is held only per batch, as in the first pass."""
-    diarizers = {t.index: SharedMicDiarizer(embedder, config) for _, t, _ in parts}
+    diarizers = {t.index: SharedMicDiarizer(embedder, config) for _, t, _, _ in parts}
     masks = {
-        t.index: segments_to_mask(segs, max((s.end for s in segs), default=0))
-        for _, t, segs in parts
+        t.index: segments_to_mask(vad, max((s.end for s in vad), default=0))
+        for _, t, _, vad in parts
     }
     labels: dict[int, list[np.ndarray]] = {i: [] for i in diarizers}
     held: dict[int, list[np.ndarray]] = {i: [] for i in diarizers}
@@ -320,10 +331,15 @@ def _diarize_file(
     for i in diarizers:
         feed(i, True)
     out = []
-    for name, t, _ in parts:
-        found = segments_by_speaker(np.concatenate(labels[t.index]))
-        for k, segs in (found or {0: []}).items():  # a silent microphone stays listed
-            out.append((speaker_name(name, k), t, segs))
+    for name, t, cleaned, _ in parts:
+        lab = np.concatenate(labels[t.index])
+        keep = segments_to_mask(cleaned, lab.shape[0])
+        found = segments_by_speaker(np.where(keep[:, None], lab, np.int8(-1)))
+        # identities in order, as the live path lists them; a silent mic stays as "/A"
+        for k in range(max(found, default=0) + 1):
+            found.setdefault(k, [])
+        for k in sorted(found):
+            out.append((speaker_name(name, k), t, found[k]))
     return out
 
 

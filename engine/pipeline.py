@@ -34,6 +34,8 @@ class ParticipantPipeline:
     keep_audio: bool = False  # hand hops + VAD flags to the affect path (consent only)
     audio: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)  # consumer clears
     hops_done: int = 0  # hops through the VAD
+    keep_hops: bool = False  # hand the hops to a shared-microphone diarizer
+    kept: list[np.ndarray] = field(default_factory=list)  # consumer clears
 
     @classmethod
     def open(cls, name: str, backend: VadBackend, config: VadConfig) -> ParticipantPipeline:
@@ -58,6 +60,7 @@ class ParticipantPipeline:
         self.segments.clear()
         self.levels.clear()
         self.audio.clear()
+        self.kept.clear()
         self.hops_in = 0
         self.hops_done = 0
 
@@ -75,6 +78,8 @@ def step(backend: VadBackend, pipelines: Sequence[ParticipantPipeline]) -> list[
             p.levels.append(hop_levels(h))
         if p.keep_audio:
             p.audio.append((h, pr >= p.hangover.config.threshold))
+        if p.keep_hops:
+            p.kept.append(h)
         p.hops_done += h.shape[0]
         p.pending.clear()
         new = p.hangover.push(pr)

@@ -157,6 +157,8 @@ def spec_from_pb(c: pb.StreamConfig) -> StreamSpec:
             channels=c.channels,
             affect_consent=c.affect_consent,
             shared_microphone=c.shared_microphone,
+            max_speakers=c.max_speakers,
+            expected_speakers=c.expected_speakers,
             rtp_clock_rate=c.rtp_clock_rate,
             rtp_timestamp_base=c.rtp_timestamp_base,
             rtp_base_capture_ms=c.rtp_base_capture_ms,

@@ -80,7 +80,9 @@ def mel_frames(wav: np.ndarray) -> np.ndarray:
     frames = np.lib.stride_tricks.sliding_window_view(x, N_FFT)[::MEL_HOP]
     spec = np.fft.rfft(frames * _WINDOW, axis=1)
     power = (spec.real**2 + spec.imag**2).astype(np.float32)
-    return power @ _FB.T
+    # einsum, not `@`: for a product this small, OpenBLAS's threaded sgemm cost 12 ms per
+    # window on a loaded 2-core machine (threads spinning up), einsum's own loop 0.4 ms
+    return np.einsum("fb,mb->fm", power, _FB)
 
 
 def make_session(model: str | None = None) -> ort.InferenceSession:

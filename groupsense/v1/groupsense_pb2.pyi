@@ -26,7 +26,7 @@ CODEC_PCM16LE: Codec
 CODEC_OPUS: Codec
 
 class StreamConfig(_message.Message):
-    __slots__ = ("session_id", "participant_ref", "role", "codec", "sample_rate_hz", "channels", "affect_consent", "shared_microphone", "rtp_clock_rate", "rtp_timestamp_base", "rtp_base_capture_ms")
+    __slots__ = ("session_id", "participant_ref", "role", "codec", "sample_rate_hz", "channels", "affect_consent", "shared_microphone", "rtp_clock_rate", "rtp_timestamp_base", "rtp_base_capture_ms", "max_speakers", "expected_speakers")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     PARTICIPANT_REF_FIELD_NUMBER: _ClassVar[int]
     ROLE_FIELD_NUMBER: _ClassVar[int]
@@ -38,6 +38,8 @@ class StreamConfig(_message.Message):
     RTP_CLOCK_RATE_FIELD_NUMBER: _ClassVar[int]
     RTP_TIMESTAMP_BASE_FIELD_NUMBER: _ClassVar[int]
     RTP_BASE_CAPTURE_MS_FIELD_NUMBER: _ClassVar[int]
+    MAX_SPEAKERS_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_SPEAKERS_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     participant_ref: str
     role: Role
@@ -49,7 +51,9 @@ class StreamConfig(_message.Message):
     rtp_clock_rate: int
     rtp_timestamp_base: int
     rtp_base_capture_ms: int
-    def __init__(self, session_id: _Optional[str] = ..., participant_ref: _Optional[str] = ..., role: _Optional[_Union[Role, str]] = ..., codec: _Optional[_Union[Codec, str]] = ..., sample_rate_hz: _Optional[int] = ..., channels: _Optional[int] = ..., affect_consent: _Optional[bool] = ..., shared_microphone: _Optional[bool] = ..., rtp_clock_rate: _Optional[int] = ..., rtp_timestamp_base: _Optional[int] = ..., rtp_base_capture_ms: _Optional[int] = ...) -> None: ...
+    max_speakers: int
+    expected_speakers: int
+    def __init__(self, session_id: _Optional[str] = ..., participant_ref: _Optional[str] = ..., role: _Optional[_Union[Role, str]] = ..., codec: _Optional[_Union[Codec, str]] = ..., sample_rate_hz: _Optional[int] = ..., channels: _Optional[int] = ..., affect_consent: _Optional[bool] = ..., shared_microphone: _Optional[bool] = ..., rtp_clock_rate: _Optional[int] = ..., rtp_timestamp_base: _Optional[int] = ..., rtp_base_capture_ms: _Optional[int] = ..., max_speakers: _Optional[int] = ..., expected_speakers: _Optional[int] = ...) -> None: ...
 
 class AudioFrame(_message.Message):
     __slots__ = ("sequence", "capture_ms", "rtp_timestamp", "payload")
