@@ -537,11 +537,17 @@ class LiveEngine:
         next_at = time.monotonic()
         while True:
             next_at += period
-            await self._process()
+            try:
+                await self._process()
+            except Exception:  # a bug in one stage must not stop every session's analysis
+                log.exception("tick failed; the engine goes on with the next tick")
             self._ticked.set()
             self._ticked = asyncio.Event()
-            self._publish_due()
-            self._expire_idle()
+            try:
+                self._publish_due()
+                self._expire_idle()
+            except Exception:
+                log.exception("tick failed while publishing; the engine goes on")
             delay = next_at - time.monotonic()
             self.lag_ms = max(-delay * 1000, 0.0)
             if delay < 0:
