@@ -17,7 +17,7 @@ import logging
 import math
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -340,7 +340,50 @@ class LiveEngine:
         rtp_timestamp: int | None,
         payload: bytes,
     ) -> list[StreamWarning]:
-        p = self.participant(handle)
+        return self._push(self.participant(handle), sequence, capture_ms, rtp_timestamp, payload)
+
+    def push_batch(
+        self, frames: Sequence[tuple[StreamHandle, int, int | None, int | None, bytes]]
+    ) -> tuple[list[tuple[int, list[StreamWarning] | GroupsenseError]], bool]:
+        """Many streams' frames in one call (StreamNode): (handle, sequence, capture_ms,
+        rtp_timestamp, payload) each, as `push_frame` takes them.
+
+        Returns the frames with news, as (index, warnings or the error that ends that
+        stream), and whether any stream's buffer is half full (then `wait_tick` before
+        sending more). One stream's error never stops the others' frames."""
+        news: list[tuple[int, list[StreamWarning] | GroupsenseError]] = []
+        backlog = False
+        failed: set[StreamHandle] = set()  # a stream's error ends it: skip its later frames
+        participant, push = self.participant, self._push
+        for i, (handle, sequence, capture_ms, rtp_timestamp, payload) in enumerate(frames):
+            if failed and handle in failed:
+                continue
+            try:
+                p = participant(handle)
+                warnings = push(p, sequence, capture_ms, rtp_timestamp, payload)
+            except GroupsenseError as exc:
+                news.append((i, exc))
+                failed.add(handle)
+                continue
+            if warnings:
+                news.append((i, warnings))
+            if len(p.jitter) >= p.jitter.max_frames // 2:
+                backlog = True
+        return news, backlog
+
+    async def wait_tick(self) -> None:
+        """Until the next tick has analysed what is due (backpressure; see `pace`)."""
+        if self._tick_task is not None:
+            await self._ticked.wait()
+
+    def _push(
+        self,
+        p: LiveParticipant,
+        sequence: int,
+        capture_ms: int | None,
+        rtp_timestamp: int | None,
+        payload: bytes,
+    ) -> list[StreamWarning]:
         if capture_ms is None:
             if rtp_timestamp is None or p.rtp is None:
                 raise StreamFormatError(
@@ -421,6 +464,14 @@ class LiveEngine:
         covers every frame and reports a payload that did not decode."""
         self.participant(handle).needs_finish = True
         await self._process(only=handle.session_id)
+
+    async def flush_streams(self, handles: Sequence[StreamHandle]) -> None:
+        """`flush_stream` for many streams (a StreamNode call half-closed): one analysis
+        pass for all of them. Streams already ended or replaced are skipped."""
+        for h in handles:
+            with contextlib.suppress(GroupsenseError, KeyError):
+                self.participant(h).needs_finish = True
+        await self._process()
 
     def processed_ms(self, handle: StreamHandle) -> int:
         p = self.sessions[handle.session_id].participants[handle.pid]
