@@ -8,6 +8,7 @@ enforcement and graceful shutdown. Nothing here analyses audio.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -653,6 +654,9 @@ class Server:
         self._server = server
         for name in ["", *names]:
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        # Start-up objects (modules, models, compiled kernels) live as long as the server:
+        # out of the collector's sight, full collections stay short under load.
+        gc.freeze()
         log.info("listening on %s:%d (%s)", s.host, self.port, "TLS" if s.tls else "plaintext")
         return self.port
 
