@@ -917,13 +917,19 @@ def soak(args: argparse.Namespace, base: dict[str, Any]) -> dict[str, Any]:
     by_min = {int(m): v for m, v in res["rss_mb_by_minute"].items()}
     ref_min = min((m for m in by_min if m >= min(10, int(args.soak) // 2)), default=0)
     last = max(by_min) if by_min else 0
-    growth = by_min.get(last, math.nan) - by_min.get(ref_min, math.nan)
+    # A straight line through the samples from ref_min on: one sample swings by +-15 MB
+    # with the allocator and gRPC's buffers, a leak shows as a slope.
+    xs = [m for m in sorted(by_min) if m >= ref_min]
+    slope = float(np.polyfit(xs, [by_min[m] for m in xs], 1)[0]) if len(xs) >= 3 else math.nan
+    growth = slope * (last - ref_min) if len(xs) >= 3 else by_min[last] - by_min[ref_min]
     res.update(
         configuration=f"{vad}/{codec}",
         rss_from_minute=ref_min,
         rss_at_from_mb=by_min.get(ref_min),
         rss_at_end_mb=by_min.get(last),
-        rss_growth_mb=round(growth, 1),
+        rss_mean_mb=round(float(np.mean([by_min[m] for m in xs])), 1),
+        rss_slope_mb_per_hour=round(slope * 60, 2),
+        rss_growth_mb=round(growth, 1),  # of the fitted line, ref_min to the end
         flat=bool(growth <= max(5.0, 0.02 * by_min.get(ref_min, 0.0))) and not res["errors"],
     )
     return res
@@ -939,8 +945,9 @@ def soak_table(res: dict[str, Any]) -> str:
     return (
         f"soak {res['configuration']}: {res['participants']} participants, "
         f"{res['session_minutes']} session minutes in {res['wall_s']} s ({res['speed']}x real "
-        f"time); RSS {res['rss_at_from_mb']} MB at minute {res['rss_from_minute']} -> "
-        f"{res['rss_at_end_mb']} MB at the end ({res['rss_growth_mb']:+} MB): "
+        f"time); RSS {res['rss_at_from_mb']} MB at minute {res['rss_from_minute']}, "
+        f"{res['rss_at_end_mb']} MB at the end, mean {res['rss_mean_mb']} MB; fitted "
+        f"growth {res['rss_growth_mb']:+} MB ({res['rss_slope_mb_per_hour']:+} MB/h): "
         + ("flat" if res["flat"] else "NOT flat")
         + (f"; errors: {res['errors'][0]}" if res["errors"] else "")
     )
