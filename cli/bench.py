@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import itertools
 import json
 import math
@@ -45,6 +46,7 @@ LATENCY_DEFINITION = (
     "snapshot with session_ms >= 20k+20"
 )
 _INGEST = "/groupsense.v1.IngestService/StreamAudio"
+_NODE = "/groupsense.v1.IngestService/StreamNode"
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -75,6 +77,29 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--jitter-ms", type=int, default=20, help="server LiveConfig.jitter_ms")
     p.add_argument("--snapshot-s", type=float, default=0.05, help="snapshot_interval_s")
     p.add_argument("--no-transport", action="store_true", help="skip the transport ceiling")
+    p.add_argument(
+        "--ingest",
+        choices=("node", "stream"),
+        default="node",
+        help="node: StreamNode, one call per load process carrying its participants' "
+        "channels, one FrameBatch per 20 ms (as a media server would); stream: one "
+        "StreamAudio call per participant, one message per frame",
+    )
+    p.add_argument(
+        "--node-channels", type=int, default=512, help="channels per StreamNode call (node)"
+    )
+    p.add_argument(
+        "--soak",
+        nargs="?",
+        type=float,
+        const=90.0,
+        default=None,
+        metavar="MINUTES",
+        help="instead of the search: one session of --soak-streams participants for MINUTES "
+        "of session time (default 90), sent faster than real time; the server's resident "
+        "memory is sampled every session minute and must stay flat",
+    )
+    p.add_argument("--soak-streams", type=int, default=10, help="participants in the soak")
     p.set_defaults(run=run)
 
 
@@ -115,6 +140,41 @@ def frame_request(sequence: int, capture_ms: int, payload: bytes) -> bytes:
         + payload
     )
     return b"\x12" + _varint(len(inner)) + inner
+
+
+def channel_frame(channel: int, sequence: int, capture_ms: int, payload: bytes) -> bytes:
+    """A serialized ChannelFrame (StreamNode), hand-encoded like `frame_request`."""
+    inner = (
+        b"\x08"
+        + _varint(channel)
+        + b"\x10"
+        + _varint(sequence)
+        + b"\x18"
+        + _varint(capture_ms)
+        + b"\x2a"
+        + _varint(len(payload))
+        + payload
+    )
+    return b"\x0a" + _varint(len(inner)) + inner  # as one FrameBatch.frames entry
+
+
+def batch_requests(frames: list[bytes], max_bytes: int = 60_000) -> list[bytes]:
+    """Serialized NodeRequest{batch}s holding `frames` (from `channel_frame`), each
+    under `max_bytes` (the server refuses messages over its max_message_bytes)."""
+    out: list[bytes] = []
+    part: list[bytes] = []
+    size = 0
+    for f in frames:
+        if part and size + len(f) > max_bytes:
+            body = b"".join(part)
+            out.append(b"\x12" + _varint(len(body)) + body)
+            part, size = [], 0
+        part.append(f)
+        size += len(f)
+    if part:
+        body = b"".join(part)
+        out.append(b"\x12" + _varint(len(body)) + body)
+    return out
 
 
 def _proc_cpu_s(pid: int) -> float:
@@ -255,6 +315,7 @@ async def _step(cmd: dict[str, Any], clips: list[list[bytes]]) -> dict[str, Any]
     from groupsense.v1 import groupsense_pb2_grpc as pb_grpc
 
     codec = cmd["codec"]
+    node_mode = cmd.get("ingest", "stream") == "node"
     W = pb.StreamWarning
     lost = {W.LATE_FRAME, W.DUPLICATE, W.SEQUENCE_GAP}  # frames the server did not analyse
     frames = int((cmd["warmup_s"] + cmd["seconds"]) * 1000 / FRAME_MS)
@@ -262,38 +323,32 @@ async def _step(cmd: dict[str, Any], clips: list[list[bytes]]) -> dict[str, Any]
     target = f"127.0.0.1:{cmd['port']}"
     channels = []
     sessions: list[_Session] = []
-    calls: list[tuple[_Session, Any, list[bytes], int]] = []
+    # every participant: (session, its StreamConfig, clip, offset)
+    members: list[tuple[_Session, pb.StreamConfig, list[bytes], int]] = []
     errors: list[str] = []
     for si, (sid, size) in enumerate(cmd["sessions"]):
-        ch = grpc.aio.insecure_channel(target)
-        channels.append(ch)
+        channels.append(grpc.aio.insecure_channel(target))
         s = _Session(sid, size, [0.0] * frames)
         sessions.append(s)
-        method = ch.stream_stream(
-            _INGEST,
-            request_serializer=lambda b: b,
-            response_deserializer=pb.IngestResponse.FromString,
-        )
         for j in range(size):
-            call = method()
-            cfg = pb.IngestRequest(
-                config=pb.StreamConfig(
-                    session_id=sid,
-                    participant_ref=f"p{j}",
-                    role=pb.ROLE_FACILITATOR if j == 0 else pb.ROLE_PARTICIPANT,
-                    codec=pb.CODEC_OPUS if codec == "opus" else pb.CODEC_PCM16LE,
-                    sample_rate_hz=48_000 if codec == "opus" else 16_000,
-                    channels=1,
-                    affect_consent=True,
-                )
+            cfg = pb.StreamConfig(
+                session_id=sid,
+                participant_ref=f"p{j}",
+                role=pb.ROLE_FACILITATOR if j == 0 else pb.ROLE_PARTICIPANT,
+                codec=pb.CODEC_OPUS if codec == "opus" else pb.CODEC_PCM16LE,
+                sample_rate_hz=48_000 if codec == "opus" else 16_000,
+                channels=1,
+                affect_consent=True,
             )
-            await call.write(cfg.SerializeToString())
             clip = clips[j % len(clips)]
             offset = (si * 151 + (j // len(clips)) * 353) % len(clip)
-            calls.append((s, call, clip, offset))
-    for _, call, _, _ in calls:  # every config acknowledged before any frame
-        await call.read()
-    ticker = _Ticker(time.monotonic() + 0.3)
+            members.append((s, cfg, clip, offset))
+    ticker = _Ticker(time.monotonic() + 3600)  # started below, once every stream is open
+    if node_mode:
+        senders = await _open_nodes(channels[0], members, cmd["node_channels"], frames, ticker)
+    else:
+        senders = await _open_streams(channels, sessions, members, frames, ticker)
+    ticker.start = time.monotonic() + 0.3
     sub_stub = [pb_grpc.SignalServiceStub(ch) for ch in channels]
 
     async def subscriber(s: _Session, stub: pb_grpc.SignalServiceStub) -> None:
@@ -310,32 +365,12 @@ async def _step(cmd: dict[str, Any], clips: list[list[bytes]]) -> dict[str, Any]
         except grpc.aio.AioRpcError as exc:
             errors.append(f"subscribe {s.sid}: {exc.code().name}")
 
-    async def sender(s: _Session, call: Any, clip: list[bytes], offset: int) -> tuple[int, int]:
-        sent = 0
-        try:
-            for k in range(frames):
-                while ticker.k < k:
-                    await ticker.event.wait()
-                if s.sent[k] == 0.0:
-                    s.sent[k] = time.monotonic()
-                await call.write(frame_request(k, k * FRAME_MS, clip[(offset + k) % len(clip)]))
-                sent += 1
-            await call.done_writing()
-            received, warned = 0, 0
-            while (ack := await call.read()) is not grpc.aio.EOF:
-                received = ack.frames_received
-                warned += sum(w.kind in lost for w in ack.warnings)  # not CLOCK_SKEW
-            return sent, max(sent - received, 0) + warned
-        except grpc.aio.AioRpcError as exc:
-            errors.append(f"stream {s.sid}: {exc.code().name} {exc.details()}")
-            return sent, frames  # the stream failed: count every frame as lost
-
     subs = [
         asyncio.create_task(subscriber(s, st)) for s, st in zip(sessions, sub_stub, strict=True)
     ]
     cpu0 = time.process_time()
     tick_task = asyncio.create_task(ticker.run(frames))
-    results = await asyncio.gather(*(sender(*c) for c in calls))
+    results = await asyncio.gather(*(send(lost, errors) for send in senders))
     await tick_task
     cpu = time.process_time() - cpu0
     end_stubs = [pb_grpc.SessionServiceStub(ch) for ch in channels]
@@ -362,6 +397,148 @@ async def _step(cmd: dict[str, Any], clips: list[list[bytes]]) -> dict[str, Any]
         "cpu_s": cpu,
         "errors": errors[:10],
     }
+
+
+_Sender = Any  # async (lost kinds, errors) -> (frames sent, frames lost)
+
+
+async def _open_streams(
+    channels: list[Any],
+    sessions: list[_Session],
+    members: list[tuple[_Session, Any, list[bytes], int]],
+    frames: int,
+    ticker: _Ticker,
+) -> list[_Sender]:
+    """--ingest stream: one StreamAudio call per participant, one message per frame."""
+    import grpc
+
+    from groupsense.v1 import groupsense_pb2 as pb
+
+    methods = {
+        id(s): ch.stream_stream(
+            _INGEST,
+            request_serializer=lambda b: b,
+            response_deserializer=pb.IngestResponse.FromString,
+        )
+        for s, ch in zip(sessions, channels, strict=True)
+    }
+    calls = []
+    for s, cfg, clip, offset in members:
+        call = methods[id(s)]()
+        await call.write(pb.IngestRequest(config=cfg).SerializeToString())
+        calls.append((s, call, clip, offset))
+    for _, call, _, _ in calls:  # every config acknowledged before any frame
+        await call.read()
+
+    def sender(s: _Session, call: Any, clip: list[bytes], offset: int) -> _Sender:
+        async def send(lost: set[int], errors: list[str]) -> tuple[int, int]:
+            sent = 0
+            try:
+                for k in range(frames):
+                    while ticker.k < k:
+                        await ticker.event.wait()
+                    if s.sent[k] == 0.0:
+                        s.sent[k] = time.monotonic()
+                    await call.write(frame_request(k, k * FRAME_MS, clip[(offset + k) % len(clip)]))
+                    sent += 1
+                await call.done_writing()
+                received, warned = 0, 0
+                while (ack := await call.read()) is not grpc.aio.EOF:
+                    received = ack.frames_received
+                    warned += sum(w.kind in lost for w in ack.warnings)  # not CLOCK_SKEW
+                return sent, max(sent - received, 0) + warned
+            except grpc.aio.AioRpcError as exc:
+                errors.append(f"stream {s.sid}: {exc.code().name} {exc.details()}")
+                return sent, frames  # the stream failed: count every frame as lost
+
+        return send
+
+    return [sender(*c) for c in calls]
+
+
+async def _open_nodes(
+    channel: Any,
+    members: list[tuple[_Session, Any, list[bytes], int]],
+    per_call: int,
+    frames: int,
+    ticker: _Ticker,
+) -> list[_Sender]:
+    """--ingest node: StreamNode calls of up to `per_call` channels, each sending one
+    FrameBatch (or a few, under the message size limit) per 20 ms for all its channels."""
+    import grpc
+
+    from groupsense.v1 import groupsense_pb2 as pb
+
+    method = channel.stream_stream(
+        _NODE, request_serializer=lambda b: b, response_deserializer=pb.NodeResponse.FromString
+    )
+    senders = []
+    for first in range(0, len(members), per_call):
+        group = members[first : first + per_call]
+        call = method()
+        for cid, (_, cfg, _, _) in enumerate(group):
+            open_ = pb.ChannelOpen(channel=cid, config=cfg)
+            await call.write(pb.NodeRequest(open=open_).SerializeToString())
+        opened: set[int] = set()
+        while len(opened) < len(group):  # every open acknowledged before any frame
+            resp = await call.read()
+            if resp is grpc.aio.EOF:
+                raise RuntimeError("StreamNode ended before acknowledging its channels")
+            for st in resp.channels:
+                if st.error:
+                    raise RuntimeError(f"channel {st.channel}: {st.error}")
+                opened.add(st.channel)
+        senders.append(_node_sender(call, group, frames, ticker))
+    return senders
+
+
+def _node_sender(
+    call: Any, group: list[tuple[_Session, Any, list[bytes], int]], frames: int, ticker: _Ticker
+) -> _Sender:
+    import grpc
+
+    async def send(lost: set[int], errors: list[str]) -> tuple[int, int]:
+        received: dict[int, int] = {}
+        warned = [0]
+        failed: set[int] = set()
+
+        async def read() -> None:
+            while (resp := await call.read()) is not grpc.aio.EOF:
+                for st in resp.channels:
+                    if st.error:
+                        failed.add(st.channel)
+                        errors.append(f"channel {st.channel}: {st.error}")
+                    received[st.channel] = st.ack.frames_received
+                    warned[0] += sum(w.kind in lost for w in st.ack.warnings)
+
+        reader = asyncio.create_task(read())
+        sessions = {id(s): s for s, _, _, _ in group}.values()
+        try:
+            for k in range(frames):
+                while ticker.k < k:
+                    await ticker.event.wait()
+                now = time.monotonic()
+                for s in sessions:
+                    if s.sent[k] == 0.0:
+                        s.sent[k] = now
+                ms = k * FRAME_MS
+                batch = [
+                    channel_frame(cid, k, ms, clip[(offset + k) % len(clip)])
+                    for cid, (_, _, clip, offset) in enumerate(group)
+                ]
+                for req in batch_requests(batch):
+                    await call.write(req)
+            await call.done_writing()
+            await reader
+        except grpc.aio.AioRpcError as exc:
+            errors.append(f"node: {exc.code().name} {exc.details()}")
+            reader.cancel()
+            return frames * len(group), frames * len(group)
+        sent = frames * len(group)
+        got = sum(received.get(cid, 0) for cid in range(len(group)) if cid not in failed)
+        return sent, max(sent - got, 0) + warned[0]
+
+    return send
 
 
 def worker_main() -> None:
@@ -482,6 +659,8 @@ def run_step(
             "sessions": ss,
             "warmup_s": args.warmup,
             "seconds": args.seconds,
+            "ingest": args.ingest,
+            "node_channels": args.node_channels,
         }
         for ss in per
         if ss
@@ -624,6 +803,156 @@ def _defaults(args: argparse.Namespace) -> None:
     args.warmup = args.warmup or (1.0 if q else 2.0)
 
 
+# -- the soak: an accelerated long session, memory sampled -------------------------------
+SOAK_SESSION = "soak"
+
+
+async def _soak(
+    port: int, pid: int, minutes: float, n: int, codec: str, clips: list[list[bytes]]
+) -> dict[str, Any]:
+    """One session of `n` participants over one StreamNode call, `minutes` of session
+    time sent as fast as the server analyses it (its backpressure paces the sender), with
+    a subscriber; the server's RSS sampled against the session time analysed."""
+    import grpc
+
+    from groupsense.v1 import groupsense_pb2 as pb
+    from groupsense.v1 import groupsense_pb2_grpc as pb_grpc
+
+    ch = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+    call = ch.stream_stream(
+        _NODE, request_serializer=lambda b: b, response_deserializer=pb.NodeResponse.FromString
+    )()
+    for j in range(n):
+        cfg = pb.StreamConfig(
+            session_id=SOAK_SESSION,
+            participant_ref=f"p{j}",
+            role=pb.ROLE_FACILITATOR if j == 0 else pb.ROLE_PARTICIPANT,
+            codec=pb.CODEC_OPUS if codec == "opus" else pb.CODEC_PCM16LE,
+            sample_rate_hz=48_000 if codec == "opus" else 16_000,
+            channels=1,
+            affect_consent=True,
+        )
+        await call.write(
+            pb.NodeRequest(open=pb.ChannelOpen(channel=j, config=cfg)).SerializeToString()
+        )
+    processed = [0] * n
+    errors: list[str] = []
+
+    async def read() -> None:
+        while (resp := await call.read()) is not grpc.aio.EOF:
+            for st in resp.channels:
+                if st.error:
+                    errors.append(f"channel {st.channel}: {st.error}")
+                processed[st.channel] = max(processed[st.channel], st.ack.processed_ms)
+
+    snaps = [0]
+
+    async def subscribe() -> None:
+        stub = pb_grpc.SignalServiceStub(ch)
+        with contextlib.suppress(grpc.aio.AioRpcError):
+            async for _ in stub.Subscribe(pb.SubscribeRequest(session_id=SOAK_SESSION)):
+                snaps[0] += 1
+
+    samples: list[tuple[float, float, float]] = []  # (session minute, RSS MB, wall s)
+    t0 = time.monotonic()
+
+    async def sample() -> None:
+        while True:
+            samples.append((min(processed) / 60_000, _proc_rss_mb(pid), time.monotonic() - t0))
+            await asyncio.sleep(0.5)
+
+    reader = asyncio.create_task(read())
+    await asyncio.sleep(0.2)
+    sub = asyncio.create_task(subscribe())
+    sampler = asyncio.create_task(sample())
+    total = int(minutes * 60_000 / FRAME_MS)
+    per_msg = 10  # frames per channel per message: 200 ms
+    for k0 in range(0, total, per_msg):
+        batch = [
+            channel_frame(j, k, k * FRAME_MS, clips[j % len(clips)][(j * 353 + k) % len(clips[0])])
+            for k in range(k0, min(k0 + per_msg, total))
+            for j in range(n)
+        ]
+        for req in batch_requests(batch):
+            await call.write(req)
+        if errors:
+            break
+    await call.done_writing()
+    await reader
+    wall = time.monotonic() - t0
+    sampler.cancel()
+    samples.append((min(processed) / 60_000, _proc_rss_mb(pid), wall))
+    stub = pb_grpc.SessionServiceStub(ch)
+    summary = await stub.EndSession(pb.EndSessionRequest(session_id=SOAK_SESSION))
+    await asyncio.wait_for(sub, 10)
+    await ch.close()
+    per_minute: dict[int, float] = {}
+    for minute, rss, _ in samples:
+        per_minute.setdefault(int(minute), rss)  # the first sample in each minute
+    return {
+        "errors": errors[:10],
+        "session_minutes": round(summary.duration_ms / 60_000, 2),
+        "participants": len(summary.participants),
+        "wall_s": round(wall, 1),
+        "speed": round(summary.duration_ms / 1000 / wall, 1),
+        "snapshots": snaps[0],
+        "rss_mb_by_minute": {str(m): round(v, 1) for m, v in sorted(per_minute.items())},
+    }
+
+
+def soak(args: argparse.Namespace, base: dict[str, Any]) -> dict[str, Any]:
+    """`--soak`: the result, with `flat` (RSS from minute 10 on grows by at most
+    max(5 MB, 2 %)); the server process is started fresh for it."""
+    vad, codec = args.vad[0], args.codec[0]
+    server, port = start_server({**base, "vad": vad, "analyse": True})
+    affinity = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
+    _pin(load_core_of(base))  # this process sends: off the server's core
+    try:
+        clips = _clips(codec)
+        res = asyncio.run(_soak(port, server.pid, args.soak, args.soak_streams, codec, clips))
+    finally:
+        stop_server(server)
+        if affinity is not None:
+            os.sched_setaffinity(0, affinity)
+    by_min = {int(m): v for m, v in res["rss_mb_by_minute"].items()}
+    ref_min = min((m for m in by_min if m >= min(10, int(args.soak) // 2)), default=0)
+    last = max(by_min) if by_min else 0
+    # A straight line through the samples from ref_min on: one sample swings by +-15 MB
+    # with the allocator and gRPC's buffers, a leak shows as a slope.
+    xs = [m for m in sorted(by_min) if m >= ref_min]
+    slope = float(np.polyfit(xs, [by_min[m] for m in xs], 1)[0]) if len(xs) >= 3 else math.nan
+    growth = slope * (last - ref_min) if len(xs) >= 3 else by_min[last] - by_min[ref_min]
+    res.update(
+        configuration=f"{vad}/{codec}",
+        rss_from_minute=ref_min,
+        rss_at_from_mb=by_min.get(ref_min),
+        rss_at_end_mb=by_min.get(last),
+        rss_mean_mb=round(float(np.mean([by_min[m] for m in xs])), 1),
+        rss_slope_mb_per_hour=round(slope * 60, 2),
+        rss_growth_mb=round(growth, 1),  # of the fitted line, ref_min to the end
+        flat=bool(growth <= max(5.0, 0.02 * by_min.get(ref_min, 0.0))) and not res["errors"],
+    )
+    return res
+
+
+def load_core_of(base: dict[str, Any]) -> int | None:
+    cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    rest = [c for c in cores if c != base["core"]]
+    return rest[0] if rest else base["core"]
+
+
+def soak_table(res: dict[str, Any]) -> str:
+    return (
+        f"soak {res['configuration']}: {res['participants']} participants, "
+        f"{res['session_minutes']} session minutes in {res['wall_s']} s ({res['speed']}x real "
+        f"time); RSS {res['rss_at_from_mb']} MB at minute {res['rss_from_minute']}, "
+        f"{res['rss_at_end_mb']} MB at the end, mean {res['rss_mean_mb']} MB; fitted "
+        f"growth {res['rss_growth_mb']:+} MB ({res['rss_slope_mb_per_hour']:+} MB/h): "
+        + ("flat" if res["flat"] else "NOT flat")
+        + (f"; errors: {res['errors'][0]}" if res["errors"] else "")
+    )
+
+
 def run(args: argparse.Namespace) -> int:
     _defaults(args)
     from engine.config import VAD_BACKENDS
@@ -647,6 +976,16 @@ def run(args: argparse.Namespace) -> int:
         file=sys.stderr,
         flush=True,
     )
+    if args.soak is not None:
+        if args.soak <= 0 or args.soak_streams <= 0:
+            print("groupsense bench: --soak and --soak-streams must be positive", file=sys.stderr)
+            return 2
+        res = soak(args, base)
+        print(soak_table(res))
+        if args.json:
+            with open(args.json, "w", encoding="utf-8") as f:
+                json.dump({"machine": _machine(server_core, load_core), "soak": res}, f, indent=1)
+        return 0 if res["flat"] else 1
     workers = Workers(args.workers, load_core, args.codec)
     configs: dict[str, dict[str, Any]] = {}
     transport: dict[str, dict[str, Any]] = {}
@@ -682,19 +1021,14 @@ def run(args: argparse.Namespace) -> int:
     report = {
         "definition": LATENCY_DEFINITION,
         "criteria": f"no dropped frames and p99 < {args.p99_ms:g} ms",
-        "machine": {
-            "cpu": _cpu_model(),
-            "cores": os.cpu_count(),
-            "python": platform.python_version(),
-            "server_core": server_core,
-            "load_core": load_core,
-        },
+        "machine": _machine(server_core, load_core),
         "live_config": {
             "tick_ms": args.tick_ms,
             "jitter_ms": args.jitter_ms,
             "snapshot_interval_s": args.snapshot_s,
         },
         "quick": args.quick,
+        "ingest": args.ingest,
         "configurations": configs,
         "transport": transport,
     }
@@ -746,6 +1080,20 @@ def write_plot(path: str, svg: str) -> str:
         f"groupsense bench: no headless chromium to render PNG; wrote {fallback}", file=sys.stderr
     )
     return write_plot(fallback, svg)
+
+
+def _machine(server_core: int | None, load_core: int | None) -> dict[str, Any]:
+    import grpc
+
+    return {
+        "cpu": _cpu_model(),
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "grpcio": grpc.__version__,
+        "numpy": np.__version__,
+        "server_core": server_core,
+        "load_core": load_core,
+    }
 
 
 def _cpu_model() -> str:

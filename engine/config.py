@@ -237,6 +237,7 @@ class ServerConfig:
     insecure: bool = False  # allow a non-loopback address without TLS
     max_message_bytes: int = 64 * 1024
     max_concurrent_streams: int = 256  # HTTP/2 streams per connection
+    max_node_channels: int = 1024  # participant channels open at once on one StreamNode call
     keepalive_time_s: float = 30.0
     keepalive_timeout_s: float = 10.0
     min_ping_interval_s: float = 10.0
@@ -260,6 +261,8 @@ class ServerConfig:
             )
         if not self.is_loopback and not self.secret_file:
             raise ValueError(f"refusing to listen on {self.host} without a token secret_file")
+        if self.max_node_channels <= 0:
+            raise ValueError(f"max_node_channels must be positive, got {self.max_node_channels}")
         if self.max_message_bytes < 1024:
             raise ValueError(f"max_message_bytes must be >= 1024, got {self.max_message_bytes}")
 

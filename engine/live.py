@@ -17,7 +17,7 @@ import logging
 import math
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -57,6 +57,9 @@ CONCEAL_SAMPLES = 100 * SAMPLES_PER_MS  # a lost packet or two: bridge with zero
 DTX_FILL_SAMPLES = 1000 * SAMPLES_PER_MS  # DTX pauses up to this are fed as silence
 SKEW_TOLERANCE_MS = 1000
 SKEW_WARN_EVERY_S = 30.0
+AFFECT_BLOCK_HOPS = 10  # consenting participants' audio goes to prosody per 100 ms: the
+# per-call cost of its kernels then counts once per 10 hops, not once per tick
+AFFECT_MAX_HOPS = 1024  # hops per batched prosody call: about 30 MB of spectra at most
 
 
 class NotFoundError(GroupsenseError):
@@ -219,6 +222,10 @@ class LiveEngine:
         b.finish(40)
         self.embedder = SpeakerEmbedder()  # load and run the speaker encoder once
         self.embedder.embed([np.zeros(self.diarize_config.window_hops * HOP, np.float32)])
+        # The affect path: prosody kernels compiled and the model loaded and run once
+        # (a full window of "speech"), so the first consenting participant sees no stall.
+        noise = np.random.default_rng(0).normal(0, 3000, HOP * 250).astype(np.int16)
+        affect_step([AffectStream("warm-up")], [noise], [np.ones(250, bool)], [250])
 
     async def drain(self) -> None:
         """Graceful shutdown: refuse new streams, process every buffered frame, end all
@@ -387,7 +394,50 @@ class LiveEngine:
         rtp_timestamp: int | None,
         payload: bytes,
     ) -> list[StreamWarning]:
-        p = self.participant(handle)
+        return self._push(self.participant(handle), sequence, capture_ms, rtp_timestamp, payload)
+
+    def push_batch(
+        self, frames: Sequence[tuple[StreamHandle, int, int | None, int | None, bytes]]
+    ) -> tuple[list[tuple[int, list[StreamWarning] | GroupsenseError]], bool]:
+        """Many streams' frames in one call (StreamNode): (handle, sequence, capture_ms,
+        rtp_timestamp, payload) each, as `push_frame` takes them.
+
+        Returns the frames with news, as (index, warnings or the error that ends that
+        stream), and whether any stream's buffer is half full (then `wait_tick` before
+        sending more). One stream's error never stops the others' frames."""
+        news: list[tuple[int, list[StreamWarning] | GroupsenseError]] = []
+        backlog = False
+        failed: set[StreamHandle] = set()  # a stream's error ends it: skip its later frames
+        participant, push = self.participant, self._push
+        for i, (handle, sequence, capture_ms, rtp_timestamp, payload) in enumerate(frames):
+            if failed and handle in failed:
+                continue
+            try:
+                p = participant(handle)
+                warnings = push(p, sequence, capture_ms, rtp_timestamp, payload)
+            except GroupsenseError as exc:
+                news.append((i, exc))
+                failed.add(handle)
+                continue
+            if warnings:
+                news.append((i, warnings))
+            if len(p.jitter) >= p.jitter.max_frames // 2:
+                backlog = True
+        return news, backlog
+
+    async def wait_tick(self) -> None:
+        """Until the next tick has analysed what is due (backpressure; see `pace`)."""
+        if self._tick_task is not None:
+            await self._ticked.wait()
+
+    def _push(
+        self,
+        p: LiveParticipant,
+        sequence: int,
+        capture_ms: int | None,
+        rtp_timestamp: int | None,
+        payload: bytes,
+    ) -> list[StreamWarning]:
         if capture_ms is None:
             if rtp_timestamp is None or p.rtp is None:
                 raise StreamFormatError(
@@ -468,6 +518,14 @@ class LiveEngine:
         covers every frame and reports a payload that did not decode."""
         self.participant(handle).needs_finish = True
         await self._process(only=handle.session_id)
+
+    async def flush_streams(self, handles: Sequence[StreamHandle]) -> None:
+        """`flush_stream` for many streams (a StreamNode call half-closed): one analysis
+        pass for all of them. Streams already ended or replaced are skipped."""
+        for h in handles:
+            with contextlib.suppress(GroupsenseError, KeyError):
+                self.participant(h).needs_finish = True
+        await self._process()
 
     def processed_ms(self, handle: StreamHandle) -> int:
         p = self.sessions[handle.session_id].participants[handle.pid]
@@ -593,11 +651,17 @@ class LiveEngine:
         next_at = time.monotonic()
         while True:
             next_at += period
-            await self._process()
+            try:
+                await self._process()
+            except Exception:  # a bug in one stage must not stop every session's analysis
+                log.exception("tick failed; the engine goes on with the next tick")
             self._ticked.set()
             self._ticked = asyncio.Event()
-            self._publish_due()
-            self._expire_idle()
+            try:
+                self._publish_due()
+                self._expire_idle()
+            except Exception:
+                log.exception("tick failed while publishing; the engine goes on")
             delay = next_at - time.monotonic()
             self.lag_ms = max(-delay * 1000, 0.0)
             if delay < 0:
@@ -733,7 +797,7 @@ class LiveEngine:
                 if pcm.size:
                     self._place(p, capture_ms * SAMPLES_PER_MS, pcm, sequence)
         step(self.backend, [p.pipeline for p, _, _ in work])
-        self._feed_affect([p for p, _, _ in work])
+        self._feed_affect([p for p, _, _ in work], force=False)
         for p, _, ending in work:
             self._collect(p)
             if ending:
@@ -744,25 +808,41 @@ class LiveEngine:
                 mic.mark(p.settled_hop(p.position_hop()), p.open_segment(), ending=ending)
             step_mics(self.embedder, [mic for _, mic, _ in mics])
 
-    def _feed_affect(self, ps: list[LiveParticipant]) -> None:
+    def _feed_affect(self, ps: list[LiveParticipant], *, force: bool = True) -> None:
         """Executor side: the consenting participants' new hops through prosody, the
-        affect model and their cues, batched; the audio is dropped right after."""
+        affect model and their cues, batched; the audio is dropped right after. Unless
+        `force`d (an epoch ends), a participant's hops wait until AFFECT_BLOCK_HOPS are
+        there: the same results (prosody is chunking-invariant), cues at most 90 ms later."""
         items: list[tuple[int, LiveParticipant, np.ndarray, np.ndarray]] = []
         for p in ps:
-            if p.affect is not None and p.pipeline.audio:
+            if (
+                not force
+                and p.affect is not None
+                and sum(sp.shape[0] for _, sp in p.pipeline.audio) < AFFECT_BLOCK_HOPS
+            ):
+                continue  # not 100 ms yet: keep it for the next tick
+            audio = p.pipeline.audio
+            if p.affect is not None and audio:
+                # contiguous blocks ending at hops_done: one item (one prosody call)
                 end = p.epoch_hop + p.pipeline.hops_done
-                for hops, speech in reversed(p.pipeline.audio):
-                    items.append((end, p, hops.reshape(-1), speech))
-                    end -= speech.shape[0]
-            p.pipeline.audio.clear()
+                if len(audio) == 1:
+                    items.append((end, p, audio[0][0].reshape(-1), audio[0][1]))
+                else:
+                    pcm = np.concatenate([h.reshape(-1) for h, _ in audio])
+                    items.append((end, p, pcm, np.concatenate([sp for _, sp in audio])))
+            audio.clear()
         items.sort(key=lambda it: it[0])
-        while items:  # each participant's blocks in time order, one per call
-            batch: list[tuple[int, LiveParticipant, np.ndarray, np.ndarray]] = []
-            rest: list[tuple[int, LiveParticipant, np.ndarray, np.ndarray]] = []
-            seen: set[str] = set()
-            for it in items:
-                (rest if it[1].pid in seen else batch).append(it)
-                seen.add(it[1].pid)
+        # One item per participant; calls of at most AFFECT_MAX_HOPS hops, so that the
+        # batched FFT's transient memory stays bounded when the engine runs behind (it
+        # once took 1.3 GB at 240 overloaded streams).
+        first = 0
+        while first < len(items):
+            last, hops = first + 1, items[first][3].shape[0]
+            while last < len(items) and hops + items[last][3].shape[0] <= AFFECT_MAX_HOPS:
+                hops += items[last][3].shape[0]
+                last += 1
+            batch = items[first:last]
+            first = last
             owners = {it[1].pid: it[1] for it in batch}
             changed = affect_step(
                 [it[1].affect for it in batch if it[1].affect is not None],
@@ -772,7 +852,6 @@ class LiveEngine:
             )
             for c in changed:
                 owners[c.participant].cue_changes.append(c)
-            items = rest
 
     def _place(self, p: LiveParticipant, start: int, pcm: np.ndarray, sequence: int) -> None:
         """Put decoded audio on the session timeline.
@@ -812,7 +891,7 @@ class LiveEngine:
 
     def _collect(self, p: LiveParticipant) -> None:
         if p.mic is not None and p.pipeline.kept:
-            hop = p.epoch_hop + p.pipeline.hops_done - sum(h.shape[0] for h in p.pipeline.kept)
+            hop = p.epoch_hop + p.pipeline.hops_stepped - sum(h.shape[0] for h in p.pipeline.kept)
             for h in p.pipeline.kept:
                 p.mic.add_audio(hop, h)
                 hop += h.shape[0]

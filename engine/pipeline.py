@@ -33,9 +33,11 @@ class ParticipantPipeline:
     levels: list[np.ndarray] = field(default_factory=list)  # consumer clears them
     keep_audio: bool = False  # hand hops + VAD flags to the affect path (consent only)
     audio: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)  # consumer clears
-    hops_done: int = 0  # hops through the VAD
+    unscored: list[np.ndarray] = field(default_factory=list)  # kept hops awaiting their prob
+    hops_done: int = 0  # hops the VAD has scored (a chunked model scores some a call later)
+    hops_stepped: int = 0  # hops handed to the VAD (scored or not yet)
     keep_hops: bool = False  # hand the hops to a shared-microphone diarizer
-    kept: list[np.ndarray] = field(default_factory=list)  # consumer clears
+    kept: list[np.ndarray] = field(default_factory=list)  # consumer clears; end at hops_stepped
 
     @classmethod
     def open(cls, name: str, backend: VadBackend, config: VadConfig) -> ParticipantPipeline:
@@ -61,8 +63,10 @@ class ParticipantPipeline:
         self.levels.clear()
         self.audio.clear()
         self.kept.clear()
+        self.unscored.clear()
         self.hops_in = 0
         self.hops_done = 0
+        self.hops_stepped = 0
 
 
 def step(backend: VadBackend, pipelines: Sequence[ParticipantPipeline]) -> list[SpeechSegment]:
@@ -76,16 +80,41 @@ def step(backend: VadBackend, pipelines: Sequence[ParticipantPipeline]) -> list[
     for p, h, pr in zip(ready, hops, probs, strict=True):
         if p.keep_levels:
             p.levels.append(hop_levels(h))
-        if p.keep_audio:
-            p.audio.append((h, pr >= p.hangover.config.threshold))
         if p.keep_hops:
             p.kept.append(h)
-        p.hops_done += h.shape[0]
+        p.hops_stepped += h.shape[0]
         p.pending.clear()
+        _scored(p, h, pr)
         new = p.hangover.push(pr)
         p.segments.extend(new)
         closed.extend(new)
     return closed
+
+
+def _scored(p: ParticipantPipeline, hops: np.ndarray | None, probs: np.ndarray) -> None:
+    """Count the hops just scored and, with `keep_audio`, pair each with its own speech
+    flag. A backend scoring longer chunks (silero: 32 ms) returns fewer probabilities
+    than hops; the hops still owed one wait in `unscored`, so audio and flags never
+    slip apart (they once did, and the affect path failed on every tick)."""
+    p.hops_done += probs.shape[0]
+    if not p.keep_audio:
+        p.unscored.clear()
+        return
+    if hops is not None and hops.shape[0]:
+        if not p.unscored and hops.shape[0] == probs.shape[0]:  # the usual case: no wait
+            p.audio.append((hops, probs >= p.hangover.config.threshold))
+            return
+        p.unscored.append(hops)
+    n = probs.shape[0]
+    if not n:
+        return
+    waiting = p.unscored[0] if len(p.unscored) == 1 else np.concatenate(p.unscored)
+    if waiting.shape[0] < n:
+        raise ValueError(f"{n} probabilities for {waiting.shape[0]} hops awaiting one")
+    p.audio.append((waiting[:n], probs >= p.hangover.config.threshold))
+    p.unscored.clear()
+    if waiting.shape[0] > n:
+        p.unscored.append(waiting[n:])
 
 
 def finish(backend: VadBackend, pipeline: ParticipantPipeline) -> None:
@@ -95,7 +124,9 @@ def finish(backend: VadBackend, pipeline: ParticipantPipeline) -> None:
         pipeline.pending.append(tail.copy())
         pipeline.hops_in += tail.shape[0]
     step(backend, [pipeline])
-    pipeline.segments.extend(pipeline.hangover.push(backend.flush(pipeline.vad_state)))
+    probs = backend.flush(pipeline.vad_state)
+    _scored(pipeline, None, probs)
+    pipeline.segments.extend(pipeline.hangover.push(probs))
     pipeline.segments.extend(pipeline.hangover.flush())
     pipeline.segments.sort(key=lambda s: s.start)
 

@@ -8,6 +8,7 @@ enforcement and graceful shutdown. Nothing here analyses audio.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -20,9 +21,9 @@ from grpc_reflection.v1alpha import reflection
 
 from engine.auth import Claims, ForbiddenError, TokenRole, bearer, verify_token
 from engine.config import EngineConfig
-from engine.errors import GroupsenseError, StreamFormatError
+from engine.errors import GroupsenseError, OverloadError, StreamFormatError
 from engine.ingest import Codec, Role, StreamSpec, StreamWarning
-from engine.live import LiveEngine, StreamHandle
+from engine.live import DrainingError, LiveEngine, StreamHandle
 from engine.privacy import Pseudonymizer
 from engine.types import Alert, Cue, ParticipantView, SessionView
 from groupsense.v1 import groupsense_pb2 as pb
@@ -33,6 +34,7 @@ log = logging.getLogger("groupsense.server")
 _SVC = "/groupsense.v1."
 METHOD_ROLES: dict[str, TokenRole] = {
     f"{_SVC}IngestService/StreamAudio": TokenRole.INGEST,
+    f"{_SVC}IngestService/StreamNode": TokenRole.INGEST,
     f"{_SVC}SignalService/Subscribe": TokenRole.FACILITATOR,
     f"{_SVC}SessionService/ListSessions": TokenRole.FACILITATOR,
     f"{_SVC}SessionService/EndSession": TokenRole.FACILITATOR,
@@ -44,6 +46,12 @@ _STATUS = {name: getattr(grpc.StatusCode, name) for name in grpc.StatusCode.__me
 
 def _code(exc: Exception) -> grpc.StatusCode:
     return _STATUS.get(getattr(exc, "grpc_status", "INTERNAL"), grpc.StatusCode.INTERNAL)
+
+
+def _code_number(exc: Exception) -> int:
+    """The google.rpc.Code number of the status an exception maps to (e.g. 3)."""
+    number: int = _code(exc).value[0]
+    return number
 
 
 class Auth:
@@ -117,7 +125,7 @@ def _deny(method: str, code: grpc.StatusCode, message: str) -> grpc.RpcMethodHan
         await context.abort(code, message)
         yield  # pragma: no cover
 
-    if method.endswith("/StreamAudio"):
+    if method.endswith(("/StreamAudio", "/StreamNode")):
         return grpc.stream_stream_rpc_method_handler(ingest)
     if method.endswith("/Subscribe"):
         return grpc.unary_stream_rpc_method_handler(streaming)
@@ -270,9 +278,10 @@ def _warnings_pb(warnings: list[StreamWarning]) -> list[pb.StreamWarning]:
 
 # -- servicers -------------------------------------------------------------------------
 class IngestServicer(pb_grpc.IngestServiceServicer):
-    def __init__(self, engine: LiveEngine, auth: Auth) -> None:
+    def __init__(self, engine: LiveEngine, auth: Auth, max_node_channels: int = 1024) -> None:
         self.engine = engine
         self.auth = auth
+        self.max_node_channels = max_node_channels
 
     async def StreamAudio(
         self, request_iterator: AsyncIterator[pb.IngestRequest], context: grpc.aio.ServicerContext
@@ -318,6 +327,38 @@ class IngestServicer(pb_grpc.IngestServiceServicer):
             if handle is not None:
                 self.engine.close_stream(handle)
 
+    async def StreamNode(
+        self, request_iterator: AsyncIterator[pb.NodeRequest], context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.NodeResponse]:
+        """Many participants' channels over one call. Each channel behaves as its own
+        StreamAudio call would (same checks, warnings and errors), but an error ends only
+        its channel, reported in a ChannelStatus; the call goes on."""
+        node = _Node(self, context)
+        try:
+            async for req in request_iterator:
+                kind = req.WhichOneof("message")
+                if kind == "batch":
+                    out, backlog = node.batch(req.batch)
+                    if backlog:
+                        await self.engine.wait_tick()
+                elif kind == "open":
+                    out = [node.open(req.open)]
+                elif kind == "close":
+                    out = [await node.close(req.close.channel)]
+                else:
+                    raise StreamFormatError("a NodeRequest must hold an open, a batch or a close")
+                out += node.due()
+                if out:
+                    yield pb.NodeResponse(channels=out)
+            # The node finished sending: analyse every channel's frames, final statuses.
+            out = await node.finish()
+            if out:
+                yield pb.NodeResponse(channels=out)
+        except GroupsenseError as exc:  # call-level: draining, a malformed request
+            await context.abort(_code(exc), str(exc))
+        finally:
+            node.close_all()
+
     def _ack(self, handle: StreamHandle, warnings: list[StreamWarning]) -> pb.IngestResponse:
         p = self.engine.participant(handle)
         return pb.IngestResponse(
@@ -327,6 +368,156 @@ class IngestServicer(pb_grpc.IngestServiceServicer):
             processed_ms=self.engine.processed_ms(handle),
             warnings=_warnings_pb(warnings),
         )
+
+
+class _Node:
+    """The channels of one StreamNode call: channel id -> stream handle."""
+
+    def __init__(self, servicer: IngestServicer, context: grpc.aio.ServicerContext) -> None:
+        self.servicer = servicer
+        self.engine = servicer.engine
+        self.context = context
+        self.channels: dict[int, StreamHandle] = {}
+        self.refused: set[int] = set()  # ended or never opened: frames dropped until an open
+        self.active: set[int] = set()  # received frames since the last periodic ack
+        self.last_ack = time.monotonic()
+
+    def _fail(self, channel: int, exc: GroupsenseError) -> pb.ChannelStatus:
+        if isinstance(exc, DrainingError):
+            raise exc  # the whole server is going away: end the call, not one channel
+        handle = self.channels.pop(channel, None)
+        if handle is not None:
+            self.engine.close_stream(handle)
+        self.refused.add(channel)
+        self.active.discard(channel)
+        return pb.ChannelStatus(
+            channel=channel, error_code=_code_number(exc), error=str(exc), closed=True
+        )
+
+    def open(self, req: pb.ChannelOpen) -> pb.ChannelStatus:
+        ch = req.channel
+        try:
+            if ch in self.channels:
+                # The open channel goes on; only this open is refused.
+                return pb.ChannelStatus(
+                    channel=ch,
+                    error_code=grpc.StatusCode.INVALID_ARGUMENT.value[0],
+                    error=f"channel {ch} is already open on this call; close it first",
+                )
+            if len(self.channels) >= self.servicer.max_node_channels:
+                raise OverloadError(
+                    f"channel limit per StreamNode call reached "
+                    f"({self.servicer.max_node_channels}, [server] max_node_channels)"
+                )
+            if not req.HasField("config"):
+                raise StreamFormatError("ChannelOpen has no config")
+            spec = spec_from_pb(req.config)
+            self.servicer.auth.check_session(self.context, spec.session_id)
+            handle = self.engine.open_stream(spec)
+        except GroupsenseError as exc:
+            self.refused.add(ch)
+            if isinstance(exc, DrainingError):
+                raise
+            return pb.ChannelStatus(
+                channel=ch, error_code=_code_number(exc), error=str(exc), closed=True
+            )
+        self.channels[ch] = handle
+        self.refused.discard(ch)
+        return pb.ChannelStatus(channel=ch, ack=pb.IngestResponse(participant_id=handle.pid))
+
+    def batch(self, batch: pb.FrameBatch) -> tuple[list[pb.ChannelStatus], bool]:
+        items: list[tuple[StreamHandle, int, int | None, int | None, bytes]] = []
+        owners: list[int] = []
+        out: list[pb.ChannelStatus] = []
+        channels = self.channels
+        for f in batch.frames:
+            ch = f.channel
+            handle = channels.get(ch)
+            if handle is None:
+                if ch not in self.refused:
+                    self.refused.add(ch)
+                    out.append(
+                        pb.ChannelStatus(
+                            channel=ch,
+                            error_code=grpc.StatusCode.FAILED_PRECONDITION.value[0],
+                            error=f"channel {ch} is not open: a ChannelOpen must come first; "
+                            "its frames are dropped until then",
+                            closed=True,
+                        )
+                    )
+                continue
+            ts = f.WhichOneof("timestamp")
+            items.append(
+                (
+                    handle,
+                    f.sequence,
+                    f.capture_ms if ts == "capture_ms" else None,
+                    f.rtp_timestamp if ts == "rtp_timestamp" else None,
+                    f.payload,
+                )
+            )
+            owners.append(ch)
+        self.active.update(owners)
+        news, backlog = self.engine.push_batch(items)
+        warned: dict[int, list[StreamWarning]] = {}
+        for i, got in news:
+            ch = owners[i]
+            if isinstance(got, GroupsenseError):
+                if ch in self.channels:
+                    out.append(self._fail(ch, got))
+            else:
+                warned.setdefault(ch, []).extend(got)
+        out += [self._status(ch, w) for ch, w in warned.items() if ch in self.channels]
+        return out, backlog
+
+    def _status(
+        self, ch: int, warnings: list[StreamWarning], closed: bool = False
+    ) -> pb.ChannelStatus:
+        """The channel's acknowledgement, or its failure if the analysis found one (a
+        payload that did not decode) or a newer stream replaced it."""
+        try:
+            ack = self.servicer._ack(self.channels[ch], warnings)
+        except GroupsenseError as exc:
+            return self._fail(ch, exc)
+        return pb.ChannelStatus(channel=ch, ack=ack, closed=closed)
+
+    def due(self) -> list[pb.ChannelStatus]:
+        """Once a second: an acknowledgement for every channel that received frames."""
+        now = time.monotonic()
+        if now - self.last_ack < ACK_INTERVAL_S:
+            return []
+        self.last_ack = now
+        out = [self._status(ch, []) for ch in sorted(self.active) if ch in self.channels]
+        self.active.clear()
+        return out
+
+    async def close(self, ch: int) -> pb.ChannelStatus:
+        handle = self.channels.get(ch)
+        if handle is None:
+            return pb.ChannelStatus(
+                channel=ch,
+                error_code=grpc.StatusCode.FAILED_PRECONDITION.value[0],
+                error=f"channel {ch} is not open",
+                closed=True,
+            )
+        try:
+            await self.engine.flush_stream(handle)
+        except GroupsenseError as exc:
+            return self._fail(ch, exc)
+        status = self._status(ch, [], closed=True)
+        if ch in self.channels:
+            self.engine.close_stream(self.channels.pop(ch))
+            self.active.discard(ch)
+        return status
+
+    async def finish(self) -> list[pb.ChannelStatus]:
+        await self.engine.flush_streams(list(self.channels.values()))
+        return [self._status(ch, [], closed=True) for ch in sorted(self.channels)]
+
+    def close_all(self) -> None:
+        for handle in self.channels.values():
+            self.engine.close_stream(handle)
+        self.channels.clear()
 
 
 class SignalServicer(pb_grpc.SignalServiceServicer):
@@ -425,7 +616,9 @@ class Server:
         s = self.config.server
         await self.engine.start()
         server = grpc.aio.server(interceptors=[AuthInterceptor(self.auth)], options=self._options())
-        pb_grpc.add_IngestServiceServicer_to_server(IngestServicer(self.engine, self.auth), server)
+        pb_grpc.add_IngestServiceServicer_to_server(
+            IngestServicer(self.engine, self.auth, s.max_node_channels), server
+        )
         pb_grpc.add_SignalServiceServicer_to_server(SignalServicer(self.engine, self.auth), server)
         pb_grpc.add_SessionServiceServicer_to_server(
             SessionServicer(self.engine, self.auth), server
@@ -463,6 +656,9 @@ class Server:
         self._server = server
         for name in ["", *names]:
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        # Start-up objects (modules, models, compiled kernels) live as long as the server:
+        # out of the collector's sight, full collections stay short under load.
+        gc.freeze()
         log.info("listening on %s:%d (%s)", s.host, self.port, "TLS" if s.tls else "plaintext")
         return self.port
 

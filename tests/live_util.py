@@ -246,3 +246,118 @@ def cli_env(**extra: str) -> dict[str, str]:
 
 
 CLI = (sys.executable, "-m", "cli.main")
+
+
+# -- a StreamNode call the test drives ----------------------------------------------------
+class Node:
+    """One StreamNode call: opens, batches and closes of channels; every status kept."""
+
+    def __init__(self, channel: grpc.aio.Channel, metadata: Sequence[tuple[str, str]] = ()) -> None:
+        self.call = pb_grpc.IngestServiceStub(channel).StreamNode(metadata=tuple(metadata))
+        self.statuses: list[pb.ChannelStatus] = []
+        self._opened: dict[int, int] = {}
+        self._reader = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        try:
+            while (resp := await self.call.read()) is not grpc.aio.EOF:
+                self.statuses.extend(resp.channels)
+        except (grpc.aio.AioRpcError, asyncio.CancelledError):
+            pass
+
+    async def send(self, *requests: pb.NodeRequest) -> bool:
+        for r in requests:
+            if self.call.done():
+                return False
+            try:
+                await self.call.write(r)
+            except (grpc.aio.AioRpcError, asyncio.InvalidStateError):
+                return False
+        return not self.call.done()
+
+    async def open(self, ch: int, cfg: pb.IngestRequest) -> None:
+        self._opened[ch] = len(self.statuses)  # `pid` looks at what comes after
+        assert await self.send(node_open(ch, cfg))
+
+    def of(self, ch: int) -> list[pb.ChannelStatus]:
+        return [s for s in self.statuses if s.channel == ch]
+
+    async def wait(
+        self, predicate: Callable[[pb.ChannelStatus], bool], timeout: float = 10, after: int = 0
+    ) -> pb.ChannelStatus:
+        """The first status from index `after` on (received or still to come) that
+        satisfies `predicate`."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            for s in self.statuses[after:]:
+                if predicate(s):
+                    return s
+            if self._reader.done():
+                raise AssertionError(f"the call ended ({await self.status()}) without a match")
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"no matching status in {timeout} s: {self.statuses}")
+            await asyncio.sleep(0.01)
+
+    async def pid(self, ch: int) -> str:
+        s = await self.wait(
+            lambda s: s.channel == ch and (bool(s.ack.participant_id) or s.closed),
+            after=self._opened.get(ch, 0),
+        )
+        assert not s.error, s
+        return s.ack.participant_id
+
+    async def finish(self) -> grpc.StatusCode:
+        if not self.call.done():
+            with contextlib.suppress(Exception):
+                await self.call.done_writing()
+        code = await asyncio.wait_for(self.call.code(), 20)
+        await self._reader
+        return code
+
+    async def status(self) -> tuple[grpc.StatusCode, str]:
+        code = await asyncio.wait_for(self.call.code(), 20)
+        return code, await self.call.details()
+
+    def warnings(self, ch: int) -> list[pb.StreamWarning]:
+        return [
+            w for s in self.of(ch) for w in s.ack.warnings if w.kind != pb.StreamWarning.CLOCK_SKEW
+        ]
+
+    def errors(self) -> dict[int, tuple[int, str]]:
+        return {s.channel: (s.error_code, s.error) for s in self.statuses if s.error}
+
+
+def node_open(ch: int, cfg: pb.IngestRequest) -> pb.NodeRequest:
+    return pb.NodeRequest(open=pb.ChannelOpen(channel=ch, config=cfg.config))
+
+
+def node_close(ch: int) -> pb.NodeRequest:
+    return pb.NodeRequest(close=pb.ChannelClose(channel=ch))
+
+
+def node_batch(*frames: tuple[int, pb.IngestRequest]) -> pb.NodeRequest:
+    """A FrameBatch of (channel, IngestRequest{frame}) pairs."""
+    return pb.NodeRequest(
+        batch=pb.FrameBatch(
+            frames=[
+                pb.ChannelFrame(
+                    channel=ch,
+                    sequence=r.frame.sequence,
+                    capture_ms=r.frame.capture_ms,
+                    payload=r.frame.payload,
+                )
+                for ch, r in frames
+            ]
+        )
+    )
+
+
+def interleave(
+    per_channel: dict[int, list[pb.IngestRequest]], width: int = 1
+) -> list[pb.NodeRequest]:
+    """Batches as a node sends them: each holds `width` frames of every channel, in turn."""
+    n = max(len(v) for v in per_channel.values())
+    return [
+        node_batch(*[(ch, r) for ch, reqs in per_channel.items() for r in reqs[k : k + width]])
+        for k in range(0, n, width)
+    ]

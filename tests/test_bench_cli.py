@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from cli.bench import frame_request, session_sizes
+from cli.bench import batch_requests, channel_frame, frame_request, session_sizes
 from cli.main import main
 from groupsense.v1 import groupsense_pb2 as pb
 
@@ -93,3 +93,36 @@ def test_bench_quick_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[st
         assert 0 <= c["rss_per_stream_mb"] < 50
     assert plot.read_text().startswith("<svg")
     assert "webrtc/pcm" in capsys.readouterr().out
+
+
+def test_channel_frames_make_valid_node_batches_under_the_size_limit() -> None:
+    frames = [channel_frame(c, 300 + c, 6000, bytes([c]) * 640) for c in range(200)]
+    reqs = batch_requests(frames, max_bytes=20_000)
+    assert len(reqs) == 7 and all(len(r) < 20_100 for r in reqs)
+    got = [f for r in reqs for f in pb.NodeRequest.FromString(r).batch.frames]
+    assert [(f.channel, f.sequence, f.capture_ms) for f in got] == [
+        (c, 300 + c, 6000) for c in range(200)
+    ]
+    assert got[7].payload == bytes([7]) * 640
+
+
+def test_bench_stream_ingest_and_soak(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--ingest stream (one StreamAudio call per participant) still measures; --soak
+    runs an accelerated session and reports memory per session minute."""
+    out = tmp_path / "bench.json"
+    args = ["bench", "--vad", "webrtc", "--codec", "opus", "--start", "6", "--max-streams", "6"]
+    args += ["--refine", "0", "--seconds", "2", "--warmup", "1", "--workers", "1"]
+    args += ["--p99-ms", "1000", "--no-transport", "--ingest", "stream", "--json", str(out)]
+    assert main(args) == 0
+    report = json.loads(out.read_text())
+    assert report["ingest"] == "stream"
+    step = report["configurations"]["webrtc/opus"]["steps"][0]
+    assert step["ok"] and step["dropped"] == 0
+    soak = tmp_path / "soak.json"
+    code = main(["bench", "--soak", "1.5", "--soak-streams", "6", "--json", str(soak)])
+    res = json.loads(soak.read_text())["soak"]
+    assert code == (0 if res["flat"] else 1)
+    assert res["errors"] == [] and res["participants"] == 6
+    assert res["session_minutes"] == 1.5 and res["speed"] > 1
+    assert set(res["rss_mb_by_minute"]) >= {"0", "1"}
+    assert "soak webrtc/opus: 6 participants" in capsys.readouterr().out

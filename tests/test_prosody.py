@@ -192,3 +192,58 @@ def test_baseline_min_scale_floors_a_constant_feature() -> None:
     b = RobustBaseline(["x"], BaselineConfig(learn_s=5.0, min_scale=(0.5,)))
     b.update(np.full((600, 1), 3.0))
     assert_allclose(b.deviation(np.array([[4.0]])), [[2.0]])
+
+
+def _full_acf_batch(
+    trackers: list[ProsodyTracker], pcms: list[np.ndarray], masks: list[np.ndarray]
+) -> list[ProsodyHops]:
+    """process_batch as it was: the inverse FFT over every hop, speech or not."""
+    from engine.affect import kernels as k
+    from engine.affect.prosody import _WINDOW, HISTORY
+
+    counts = [m.shape[0] for m in masks]
+    frames = np.empty((sum(counts), k.FRAME))
+    bufs, row = [], 0
+    for t, pcm, n in zip(trackers, pcms, counts, strict=True):
+        buf = np.empty(HISTORY + pcm.shape[0])
+        buf[:HISTORY] = t.state.history
+        np.multiply(pcm, 1.0 / 32768.0, out=buf[HISTORY:])
+        bufs.append(buf)
+        k.frames_kernel(buf, HISTORY + 160 - k.FRAME, 160, _WINDOW, frames[row : row + n])
+        row += n
+    spec = np.fft.rfft(frames, k.NFFT, axis=1)
+    power = spec.real * spec.real + spec.imag * spec.imag
+    lag_max = max(t.config.lag_hi for t in trackers) + 2
+    acf = np.ascontiguousarray(np.fft.irfft(power, k.NFFT, axis=1)[:, :lag_max])
+    out, row = [], 0
+    for t, buf, n, m in zip(trackers, bufs, counts, masks, strict=True):
+        out.append(t._advance(buf, power[row : row + n], acf[row : row + n], m))
+        row += n
+    return out
+
+
+@pytest.mark.parametrize("block", [1, 10, 37])
+def test_inverse_fft_on_speech_hops_only_changes_nothing(block: int) -> None:
+    """The autocorrelation is computed only on speech hops now: identical features,
+    voicing, nuclei and summaries to the old path, for mixed, all-speech and no-speech
+    blocks across a batch of streams."""
+    a_pcm, a_mask = speechlike(4.0, 120.0, 3)
+    b_pcm, b_mask = speechlike(4.0, 210.0, 4)
+    c_pcm, c_mask = speechlike(4.0, 160.0, 5)
+    b_mask = np.ones_like(b_mask)  # all speech
+    c_mask = np.zeros_like(c_mask)  # none
+    new = [ProsodyTracker() for _ in range(3)]
+    old = [ProsodyTracker() for _ in range(3)]
+    for lo in range(0, a_mask.shape[0], block):
+        sl, ml = slice(lo * 160, (lo + block) * 160), slice(lo, lo + block)
+        pcms = [a_pcm[sl], b_pcm[sl], c_pcm[sl]]
+        masks = [a_mask[ml], b_mask[ml], c_mask[ml]]
+        got = process_batch(new, pcms, masks)
+        want = _full_acf_batch(old, pcms, masks)
+        for x, y in zip(got, want, strict=True):
+            assert_array_equal(x.matrix(), y.matrix())
+            assert_array_equal(x.voiced, y.voiced)
+            assert_array_equal(x.nucleus, y.nucleus)
+    for x, y in zip(new, old, strict=True):
+        assert repr(x.summary()) == repr(y.summary())
+    assert new[0].summary().voiced_s > 1.0

@@ -274,12 +274,10 @@ async def test_health_and_reflection(start_server, channel_to) -> None:
     )
     assert fd.package == "groupsense.v1"
     ingest = next(s for s in fd.service if s.name == "IngestService")
-    [method] = ingest.method
-    assert (method.name, method.client_streaming, method.server_streaming) == (
-        "StreamAudio",
-        True,
-        True,
-    )
+    assert [(m.name, m.client_streaming, m.server_streaming) for m in ingest.method] == [
+        ("StreamAudio", True, True),
+        ("StreamNode", True, True),
+    ]
 
 
 async def test_end_session_summary_and_subscribe_after_end(start_server, channel_to) -> None:

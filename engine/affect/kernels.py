@@ -127,6 +127,7 @@ def spectral_kernel(
     b50, b1k, b2k, b5k, b8k = bins[0], bins[1], bins[2], bins[3], bins[4]
     tiny = 1e-12
     nb = power.shape[1]
+    mag = np.empty(b8k)
     for i in range(power.shape[0]):
         total = power[i, 0] + power[i, nb - 1]
         for k in range(1, nb - 1):
@@ -147,12 +148,14 @@ def spectral_kernel(
         for k in range(b2k, b5k):
             pk_high = max(pk_high, power[i, k])
         out_hammarberg_db[i] = 10.0 * math.log10((pk_low + tiny) / (pk_high + tiny))
+        for k in range(b8k):  # each square root once (a separate loop: vectorised)
+            mag[k] = math.sqrt(power[i, k])
         mag_sum = 0.0
         for k in range(b8k):
-            mag_sum += math.sqrt(power[i, k])
+            mag_sum += mag[k]
         flux = 0.0
         for k in range(b8k):
-            m = math.sqrt(power[i, k]) / mag_sum if mag_sum > 0.0 else 0.0
+            m = mag[k] / mag_sum if mag_sum > 0.0 else 0.0
             d = m - state[1 + k]
             flux += d * d
             state[1 + k] = m

@@ -351,7 +351,14 @@ def process_batch(
     spec = np.fft.rfft(frames, k.NFFT, axis=1)
     power = spec.real * spec.real + spec.imag * spec.imag
     lag_max = max(t.config.lag_hi for t in trackers) + 2
-    acf = np.ascontiguousarray(np.fft.irfft(power, k.NFFT, axis=1)[:, :lag_max])
+    # The autocorrelation only where the pitch kernel reads it, on speech hops: about
+    # half of a conversation's hops, and the inverse FFT is a third of the cost.
+    acf = np.zeros((total, lag_max))
+    rows = np.flatnonzero(np.concatenate([np.asarray(m, bool) for m in speech]))
+    if len(rows) == total:
+        acf[:] = np.fft.irfft(power, k.NFFT, axis=1)[:, :lag_max]
+    elif len(rows):
+        acf[rows] = np.fft.irfft(power[rows], k.NFFT, axis=1)[:, :lag_max]
     results = []
     row = 0
     for t, buf, n, mask in zip(trackers, bufs, counts, speech, strict=True):

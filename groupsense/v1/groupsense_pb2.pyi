@@ -113,6 +113,70 @@ class IngestResponse(_message.Message):
     warnings: _containers.RepeatedCompositeFieldContainer[StreamWarning]
     def __init__(self, participant_id: _Optional[str] = ..., frames_received: _Optional[int] = ..., last_sequence: _Optional[int] = ..., processed_ms: _Optional[int] = ..., warnings: _Optional[_Iterable[_Union[StreamWarning, _Mapping]]] = ...) -> None: ...
 
+class ChannelOpen(_message.Message):
+    __slots__ = ("channel", "config")
+    CHANNEL_FIELD_NUMBER: _ClassVar[int]
+    CONFIG_FIELD_NUMBER: _ClassVar[int]
+    channel: int
+    config: StreamConfig
+    def __init__(self, channel: _Optional[int] = ..., config: _Optional[_Union[StreamConfig, _Mapping]] = ...) -> None: ...
+
+class ChannelFrame(_message.Message):
+    __slots__ = ("channel", "sequence", "capture_ms", "rtp_timestamp", "payload")
+    CHANNEL_FIELD_NUMBER: _ClassVar[int]
+    SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    CAPTURE_MS_FIELD_NUMBER: _ClassVar[int]
+    RTP_TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
+    PAYLOAD_FIELD_NUMBER: _ClassVar[int]
+    channel: int
+    sequence: int
+    capture_ms: int
+    rtp_timestamp: int
+    payload: bytes
+    def __init__(self, channel: _Optional[int] = ..., sequence: _Optional[int] = ..., capture_ms: _Optional[int] = ..., rtp_timestamp: _Optional[int] = ..., payload: _Optional[bytes] = ...) -> None: ...
+
+class FrameBatch(_message.Message):
+    __slots__ = ("frames",)
+    FRAMES_FIELD_NUMBER: _ClassVar[int]
+    frames: _containers.RepeatedCompositeFieldContainer[ChannelFrame]
+    def __init__(self, frames: _Optional[_Iterable[_Union[ChannelFrame, _Mapping]]] = ...) -> None: ...
+
+class ChannelClose(_message.Message):
+    __slots__ = ("channel",)
+    CHANNEL_FIELD_NUMBER: _ClassVar[int]
+    channel: int
+    def __init__(self, channel: _Optional[int] = ...) -> None: ...
+
+class NodeRequest(_message.Message):
+    __slots__ = ("open", "batch", "close")
+    OPEN_FIELD_NUMBER: _ClassVar[int]
+    BATCH_FIELD_NUMBER: _ClassVar[int]
+    CLOSE_FIELD_NUMBER: _ClassVar[int]
+    open: ChannelOpen
+    batch: FrameBatch
+    close: ChannelClose
+    def __init__(self, open: _Optional[_Union[ChannelOpen, _Mapping]] = ..., batch: _Optional[_Union[FrameBatch, _Mapping]] = ..., close: _Optional[_Union[ChannelClose, _Mapping]] = ...) -> None: ...
+
+class ChannelStatus(_message.Message):
+    __slots__ = ("channel", "ack", "error_code", "error", "closed")
+    CHANNEL_FIELD_NUMBER: _ClassVar[int]
+    ACK_FIELD_NUMBER: _ClassVar[int]
+    ERROR_CODE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    CLOSED_FIELD_NUMBER: _ClassVar[int]
+    channel: int
+    ack: IngestResponse
+    error_code: int
+    error: str
+    closed: bool
+    def __init__(self, channel: _Optional[int] = ..., ack: _Optional[_Union[IngestResponse, _Mapping]] = ..., error_code: _Optional[int] = ..., error: _Optional[str] = ..., closed: _Optional[bool] = ...) -> None: ...
+
+class NodeResponse(_message.Message):
+    __slots__ = ("channels",)
+    CHANNELS_FIELD_NUMBER: _ClassVar[int]
+    channels: _containers.RepeatedCompositeFieldContainer[ChannelStatus]
+    def __init__(self, channels: _Optional[_Iterable[_Union[ChannelStatus, _Mapping]]] = ...) -> None: ...
+
 class SubscribeRequest(_message.Message):
     __slots__ = ("session_id",)
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]

@@ -39,6 +39,11 @@ class IngestServiceStub:
                 request_serializer=groupsense_dot_v1_dot_groupsense__pb2.IngestRequest.SerializeToString,
                 response_deserializer=groupsense_dot_v1_dot_groupsense__pb2.IngestResponse.FromString,
                 _registered_method=True)
+        self.StreamNode = channel.stream_stream(
+                '/groupsense.v1.IngestService/StreamNode',
+                request_serializer=groupsense_dot_v1_dot_groupsense__pb2.NodeRequest.SerializeToString,
+                response_deserializer=groupsense_dot_v1_dot_groupsense__pb2.NodeResponse.FromString,
+                _registered_method=True)
 
 
 class IngestServiceServicer:
@@ -50,6 +55,13 @@ class IngestServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def StreamNode(self, request_iterator, context):
+        """Many participants over one call (one per media-server node); see ChannelOpen.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_IngestServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -57,6 +69,11 @@ def add_IngestServiceServicer_to_server(servicer, server):
                     servicer.StreamAudio,
                     request_deserializer=groupsense_dot_v1_dot_groupsense__pb2.IngestRequest.FromString,
                     response_serializer=groupsense_dot_v1_dot_groupsense__pb2.IngestResponse.SerializeToString,
+            ),
+            'StreamNode': grpc.stream_stream_rpc_method_handler(
+                    servicer.StreamNode,
+                    request_deserializer=groupsense_dot_v1_dot_groupsense__pb2.NodeRequest.FromString,
+                    response_serializer=groupsense_dot_v1_dot_groupsense__pb2.NodeResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -86,6 +103,33 @@ class IngestService:
             '/groupsense.v1.IngestService/StreamAudio',
             groupsense_dot_v1_dot_groupsense__pb2.IngestRequest.SerializeToString,
             groupsense_dot_v1_dot_groupsense__pb2.IngestResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StreamNode(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/groupsense.v1.IngestService/StreamNode',
+            groupsense_dot_v1_dot_groupsense__pb2.NodeRequest.SerializeToString,
+            groupsense_dot_v1_dot_groupsense__pb2.NodeResponse.FromString,
             options,
             channel_credentials,
             insecure,
