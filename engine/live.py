@@ -307,7 +307,7 @@ class LiveEngine:
             for name in p.mic.names if p.mic is not None else [pid]:
                 session.signals.add_participant(name, spec.role.value)
                 session.alerts.roles[name] = spec.role.value
-            session.events.append(f"{pid} joined")
+                session.events.append(f"{name} joined")
         else:
             shared = (spec.shared_microphone, spec.max_speakers, spec.expected_speakers)
             if shared != (p.spec.shared_microphone, p.spec.max_speakers, p.spec.expected_speakers):
@@ -698,7 +698,8 @@ class LiveEngine:
             for p in s.participants.values():
                 was = p.speaking
                 p.speaking = p.pipeline.hangover.open_segment() is not None
-                if p.speaking != was:
+                if p.speaking != was and p.mic is None:  # a shared mic is no one: its
+                    # sub-participants' speech is known only once the diarizer labels it
                     s.events.append(f"{p.pid} {'started' if p.speaking else 'stopped'} speaking")
                 if p.cue_changes:
                     s.events.extend(_cue_events(p.cue_changes))

@@ -137,6 +137,9 @@ async def test_two_real_voices_become_two_sub_participants(
     live = [snap for snap in snaps if not snap.final]
     assert any(f"{mic}/B" in by_id(snap) for snap in live)
     assert any(f"{mic}/B joined" in snap.events for snap in snaps)
+    # Speaking events name people: the shared stream itself never "starts speaking".
+    events = [e for snap in snaps for e in snap.events]
+    assert not any(e.startswith(f"{mic} ") and ("speaking" in e or "joined" in e) for e in events)
     for snap in snaps:
         assert mic not in by_id(snap)
     assert snaps[-1].final and by_id(snaps[-1]) == by_id(summary)
