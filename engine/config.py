@@ -197,6 +197,9 @@ class LiveConfig:
     snapshot_interval_s: float = 1.0
     idle_session_s: float = 600.0  # a session with nobody connected ends after this
     max_summaries: int = 256  # ended sessions whose summary is kept (in memory only)
+    # Shared microphones: who spoke is final this long after the VAD decides (1-10 s;
+    # longer sees more of a new voice before naming it, docs/integration.md).
+    shared_mic_latency_s: float = 2.0
     # False: frames are ordered and acknowledged but never decoded or analysed; only the
     # timeline advances. For measuring the transport alone (groupsense bench).
     analyse_audio: bool = True
@@ -219,6 +222,8 @@ class LiveConfig:
             raise ValueError(f"snapshot_interval_s must be 0.05-60, got {self.snapshot_interval_s}")
         if self.idle_session_s <= 0:
             raise ValueError(f"idle_session_s must be positive, got {self.idle_session_s}")
+        if not 1.0 <= self.shared_mic_latency_s <= 10.0:
+            raise ValueError(f"shared_mic_latency_s must be 1-10, got {self.shared_mic_latency_s}")
 
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")

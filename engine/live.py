@@ -186,7 +186,9 @@ class LiveEngine:
         diarize: DiarizeConfig | None = None,
     ) -> None:
         self.config = config
-        self.diarize_config = diarize or LIVE_DIARIZE
+        self.diarize_config = diarize or dataclasses.replace(
+            LIVE_DIARIZE, latency_s=config.shared_mic_latency_s
+        )
         self.vad = vad
         self.signal_config = signals or SignalConfig()
         self.alert_config = alerts or AlertConfig()

@@ -25,6 +25,7 @@ def test_documented_example_is_the_defaults() -> None:
         ("[server]\nprot = 1\n", "[server]: unknown setting(s): prot"),
         ("[vad]\nbackend = 'x'\n", "backend must be one of"),
         ("[live]\njitter_ms = 0\n", "jitter_ms must be positive"),
+        ("[live]\nshared_mic_latency_s = 0.5\n", "shared_mic_latency_s must be 1-10"),
         ("[extra]\n", "unknown table(s): extra"),
         ("[server\n", "not valid TOML"),
         ("[server]\nhost = '0.0.0.0'\n", "without TLS"),
@@ -47,3 +48,13 @@ def test_overrides_beat_the_file(tmp_path: Path) -> None:
 def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="No such file"):
         EngineConfig.load(tmp_path / "nope.toml")
+
+
+def test_shared_mic_latency_reaches_the_live_diarizer(tmp_path: Path) -> None:
+    from engine.live import LiveEngine
+
+    f = tmp_path / "c.toml"
+    f.write_text("[live]\nshared_mic_latency_s = 5.0\n")
+    c = EngineConfig.load(f)
+    assert LiveEngine(c.live, c.vad).diarize_config.latency_s == 5.0
+    assert LiveEngine(LiveConfig(), VadConfig()).diarize_config.latency_s == 2.0
