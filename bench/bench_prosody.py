@@ -1,11 +1,17 @@
 """Cost of all prosody features (ProsodyTracker) per stream-second, on one pinned core.
 
 Audio: the first 60 s of the bundled sample's 4 tracks, twice (8 streams of 6000
-hops). The speech mask is all-speech: the worst case, since F0 candidates, pulses
-and summaries are only worked out on speech hops. Cases differ in how audio arrives:
-one stream at a time in 1 s or 20 ms chunks, or 8 streams per `process_batch` call
-(one FFT call for all) in 100 ms or 20 ms chunks (the live engine's shapes). The
-baseline case adds RobustBaseline.update of all 8 features on the per-hop output.
+hops). Two speech masks: all-speech, the worst case, since spectra, F0 candidates,
+pulses and summaries are only worked out on (or next to) speech hops; and 15 %
+speech in turns of 2 s on average, what one person in a live group session gives.
+Cases differ in how audio arrives: one stream at a time in 1 s or 20 ms chunks, or 8
+streams per `process_batch` call (one FFT call for all) in 100 ms or 20 ms chunks
+(the live engine's shapes). The baseline case adds RobustBaseline.update of all 8
+features on the per-hop output.
+
+The table times each case twice in one run: `new` is process_batch, `old` the path
+before spectra were skipped off speech (`dense_process_batch`, the forward FFT and
+spectral kernel on every hop), with the ratio old / new.
 
     pytest bench/bench_prosody.py --benchmark-only
     python bench/bench_prosody.py [--reps 3]     # the table: us per stream-second, % core
@@ -23,14 +29,28 @@ import numpy as np
 import pytest
 from benchutil import best_of, pin_one_core
 
+from engine.affect import kernels as k
 from engine.affect.baseline import RobustBaseline
-from engine.affect.prosody import FEATURES, ProsodyTracker, process_batch
+from engine.affect.prosody import (
+    _BINS,
+    _WINDOW,
+    _WINDOW_ACF,
+    _WINDOW_POWER,
+    FEATURES,
+    HISTORY,
+    ProsodyHops,
+    ProsodyTracker,
+    process_batch,
+)
 from engine.audio.decode import decode_file
 from engine.sample import sample_session
 from engine.types import HOP, SAMPLE_RATE
 
 SECONDS = 60
 N_STREAMS = 8
+SPEECH_SHARE = 0.15
+TURN_HOPS = 200
+BatchFn = Callable[[list[ProsodyTracker], list[np.ndarray], list[np.ndarray]], list[ProsodyHops]]
 
 
 @cache
@@ -43,30 +63,121 @@ def streams() -> tuple[np.ndarray, ...]:
     return tuple((tracks * N_STREAMS)[:N_STREAMS])
 
 
-def run_single(chunk_hops: int, n_streams: int = N_STREAMS) -> int:
+@cache
+def masks(share: float) -> tuple[np.ndarray, ...]:
+    """Per stream, a speech mask with `share` of hops in speech: all ones at 1, else a
+    two-state Markov chain with turns of TURN_HOPS hops on average (seeded per stream)."""
+    n = SECONDS * SAMPLE_RATE // HOP
+    if share >= 1.0:
+        return tuple(np.ones(n, bool) for _ in range(N_STREAMS))
+    out = []
+    for seed in range(N_STREAMS):
+        rng = np.random.default_rng(seed)
+        p_end = 1.0 / TURN_HOPS
+        p_start = p_end * share / (1.0 - share)
+        mask = np.empty(n, bool)
+        state = False
+        for i, u in enumerate(rng.random(n)):
+            mask[i] = state
+            state = (u >= p_end) if state else (u < p_start)
+        out.append(mask)
+    return tuple(out)
+
+
+def dense_advance(
+    t: ProsodyTracker, buf: np.ndarray, power: np.ndarray, acf: np.ndarray, mask: np.ndarray
+) -> ProsodyHops:
+    """ProsodyTracker._advance before chunks without speech were cut short."""
+    st = t.state
+    n = mask.shape[0]
+    speech_b = np.array(mask, dtype=np.bool_)
+    sp = speech_b.view(np.uint8)
+    level, alpha, hamm, flux = (np.empty(n) for _ in range(4))
+    rows = np.arange(n)
+    k.spectral_kernel(power, rows, _WINDOW_POWER, _BINS, st.spectral, level, alpha, hamm, flux)
+    f0 = np.empty(n)
+    r = np.empty(n)
+    k.pitch_kernel(acf, _WINDOW_ACF, level, sp, t._pitch_params, st.pitch, f0, r)
+    voiced = f0 > 0.0
+    period = np.zeros(n)
+    np.divide(SAMPLE_RATE, f0, out=period, where=voiced)
+    base = st.hops * HOP - HISTORY
+    hop_end = (st.hops + 1 + np.arange(n, dtype=np.int64)) * HOP
+    pulses = np.empty((n, k.PULSE_OUT_SIZE))
+    k.pulse_kernel(buf, base, hop_end, period, t._pulse_params, st.pulse, pulses)
+    nuc = np.empty(n, dtype=np.uint8)
+    k.nuclei_kernel(level, voiced.view(np.uint8), sp, t._nuclei_params, st.nuclei, nuc)
+    values = np.empty((n, k.N_FEATURES))
+    k.assemble_kernel(f0, r, level, alpha, hamm, flux, pulses, sp, values, st.sums)
+    nucleus = nuc.view(np.bool_)
+    out = ProsodyHops(
+        start_hop=st.hops, values=values, speech=speech_b, voiced=voiced, nucleus=nucleus
+    )
+    st.history[:] = buf[buf.shape[0] - HISTORY :]
+    st.hops += n
+    st.speech_hops += int(speech_b.sum())
+    st.voiced_hops += int(voiced.sum())
+    st.nuclei_count += int(nucleus.sum())
+    return out
+
+
+def dense_process_batch(
+    trackers: list[ProsodyTracker], pcms: list[np.ndarray], speech: list[np.ndarray]
+) -> list[ProsodyHops]:
+    """process_batch before spectra were skipped off speech: the forward FFT and every
+    kernel on every hop, the inverse FFT on speech hops. For the comparison."""
+    counts = [m.shape[0] for m in speech]
+    frames = np.empty((sum(counts), k.FRAME))
+    bufs, row = [], 0
+    for t, pcm, n in zip(trackers, pcms, counts, strict=True):
+        buf = np.empty(HISTORY + pcm.shape[0])
+        buf[:HISTORY] = t.state.history
+        np.multiply(pcm, 1.0 / 32768.0, out=buf[HISTORY:])
+        bufs.append(buf)
+        k.frames_kernel(buf, HISTORY + HOP - k.FRAME, HOP, _WINDOW, frames[row : row + n])
+        row += n
+    spec = np.fft.rfft(frames, k.NFFT, axis=1)
+    power = spec.real * spec.real + spec.imag * spec.imag
+    lag_max = max(t.config.lag_hi for t in trackers) + 2
+    acf = np.zeros((len(frames), lag_max))
+    rows = np.flatnonzero(np.concatenate(speech))
+    if len(rows):
+        acf[rows] = np.fft.irfft(power[rows], k.NFFT, axis=1)[:, :lag_max]
+    out, row = [], 0
+    for t, buf, n, m in zip(trackers, bufs, counts, speech, strict=True):
+        out.append(dense_advance(t, buf, power[row : row + n], acf[row : row + n], m))
+        row += n
+    return out
+
+
+def run_single(
+    chunk_hops: int, n_streams: int = N_STREAMS, share: float = 1.0, fn: BatchFn = process_batch
+) -> int:
     """Each stream alone, `chunk_hops` hops per push; returns nuclei found (a checksum)."""
     total = 0
-    for pcm in streams()[:n_streams]:
+    for pcm, mask in zip(streams()[:n_streams], masks(share), strict=False):
         t = ProsodyTracker()
         n = pcm.shape[0] // HOP
-        mask = np.ones(chunk_hops, bool)
         for h in range(0, n, chunk_hops):
-            t.push(pcm[h * HOP : (h + chunk_hops) * HOP], mask[: min(chunk_hops, n - h)])
+            fn([t], [pcm[h * HOP : (h + chunk_hops) * HOP]], [mask[h : h + chunk_hops]])
         total += t.summary().nuclei
     return total
 
 
-def run_batched(chunk_hops: int, baseline: bool = False) -> int:
+def run_batched(
+    chunk_hops: int, baseline: bool = False, share: float = 1.0, fn: BatchFn = process_batch
+) -> int:
     """All streams per process_batch call, `chunk_hops` hops each."""
     pcms = streams()
+    ms = masks(share)
     trackers = [ProsodyTracker() for _ in pcms]
     baselines = [RobustBaseline(FEATURES) for _ in pcms] if baseline else []
     n = pcms[0].shape[0] // HOP
-    mask = np.ones(chunk_hops, bool)
     for h in range(0, n, chunk_hops):
-        m = mask[: min(chunk_hops, n - h)]
-        out = process_batch(
-            trackers, [p[h * HOP : (h + chunk_hops) * HOP] for p in pcms], [m] * len(pcms)
+        out = fn(
+            trackers,
+            [p[h * HOP : (h + chunk_hops) * HOP] for p in pcms],
+            [m[h : h + chunk_hops] for m in ms],
         )
         for b, hops in zip(baselines, out, strict=False):
             b.update(hops.matrix())
@@ -77,21 +188,34 @@ def stream_seconds(n_streams: int = N_STREAMS) -> float:
     return sum(p.shape[0] for p in streams()[:n_streams]) / SAMPLE_RATE
 
 
-def cases() -> dict[str, tuple[Callable[[], object], float]]:
-    """name -> (call, stream-seconds it processes)."""
+def cases(fn: BatchFn = process_batch) -> dict[str, tuple[Callable[[], object], float]]:
+    """name -> (call, stream-seconds it processes), with `fn` as process_batch."""
+    s15 = f"{SPEECH_SHARE:.0%} speech"
     return {
-        "1 stream, 1 s chunks": (lambda: run_single(100), stream_seconds()),
-        "1 stream, 20 ms chunks": (lambda: run_single(2, 2), stream_seconds(2)),
-        "8 streams batched, 100 ms": (lambda: run_batched(10), stream_seconds()),
-        "8 streams batched, 20 ms": (lambda: run_batched(2), stream_seconds()),
-        "8 batched, 100 ms + baseline": (lambda: run_batched(10, True), stream_seconds()),
+        "1 stream, 1 s chunks": (lambda: run_single(100, fn=fn), stream_seconds()),
+        "1 stream, 20 ms chunks": (lambda: run_single(2, 2, fn=fn), stream_seconds(2)),
+        "8 streams batched, 100 ms": (lambda: run_batched(10, fn=fn), stream_seconds()),
+        "8 streams batched, 20 ms": (lambda: run_batched(2, fn=fn), stream_seconds()),
+        "8 batched, 100 ms + baseline": (lambda: run_batched(10, True, fn=fn), stream_seconds()),
+        f"1 stream, 1 s, {s15}": (
+            lambda: run_single(100, share=SPEECH_SHARE, fn=fn),
+            stream_seconds(),
+        ),
+        f"8 batched, 100 ms, {s15}": (
+            lambda: run_batched(10, share=SPEECH_SHARE, fn=fn),
+            stream_seconds(),
+        ),
+        f"8 batched, 20 ms, {s15}": (
+            lambda: run_batched(2, share=SPEECH_SHARE, fn=fn),
+            stream_seconds(),
+        ),
     }
 
 
 def warm() -> None:
     """Compile the numba kernels (cached on disk after the first run) before timing."""
     t = ProsodyTracker()
-    t.push(streams()[0][: 100 * HOP], np.ones(100, bool))
+    t.push(streams()[0][: 100 * HOP], np.arange(100) % 4 == 0)  # every kernel runs
 
 
 # ---------------------------------------------------------------------------
@@ -120,11 +244,21 @@ def main() -> int:
     args = parser.parse_args()
     core = pin_one_core()
     warm()
-    print(f"pinned to core {core}; {N_STREAMS} streams x {SECONDS} s, all-speech mask")
-    print(f"{'case':<32}{'us / stream-s':>14}{'% of a core':>13}{'streams/core':>14}")
-    for name, (fn, secs) in cases().items():
+    share = float(np.mean(np.concatenate(masks(SPEECH_SHARE))))
+    print(f"pinned to core {core}; {N_STREAMS} streams x {SECONDS} s; masks: all speech,")
+    print(f"or {share:.1%} speech in turns of {TURN_HOPS / 100:.0f} s on average")
+    print(f"{'case':<34}{'old us/s':>9}{'new us/s':>9}{'old/new':>8}{'new % core':>11}")
+    new, old = cases(), cases(dense_process_batch)
+    for name, (fn, secs) in new.items():
+        old_fn = old[name][0]
+        if old_fn() != fn():  # same nuclei: the two paths agree
+            raise SystemExit(f"{name}: old and new paths disagree")
+        per_old = best_of(old_fn, args.reps) / secs
         per = best_of(fn, args.reps) / secs
-        print(f"{name:<32}{per * 1e6:>14.0f}{per * 100:>13.3f}{1 / per:>14.0f}")
+        print(
+            f"{name:<34}{per_old * 1e6:>9.0f}{per * 1e6:>9.0f}{per_old / per:>8.2f}"
+            f"{per * 100:>11.3f}"
+        )
     return 0
 
 

@@ -150,16 +150,37 @@ def test_spectral_kernel_matches_reference() -> None:
     n = power.shape[0]
     outs = [np.empty(n) for _ in range(4)]
     state = np.zeros(k.SPECTRAL_STATE_SIZE)
-    k.spectral_kernel(power, _WINDOW_POWER, _BINS, state, *outs)
+    k.spectral_kernel(power, np.arange(n), _WINDOW_POWER, _BINS, state, *outs)
     for got, want in zip(outs, ref_spectral(power), strict=True):
         assert_allclose(got, want, rtol=1e-9, atol=1e-12)
     # a full-scale sine reads -3 dBFS (RMS): the level is calibrated
     t = np.arange(k.FRAME) / FS
     p1, _ = frames_of(np.sin(2 * np.pi * 1000.3 * t))
     lvl = np.empty(1)
-    k.spectral_kernel(p1, _WINDOW_POWER, _BINS, np.zeros(k.SPECTRAL_STATE_SIZE), lvl, *outs[1:])
+    k.spectral_kernel(
+        p1, np.arange(1), _WINDOW_POWER, _BINS, np.zeros(k.SPECTRAL_STATE_SIZE), lvl, *outs[1:]
+    )
     assert abs(lvl[0] + 3.01) < 0.3
     assert all(np.isfinite(o).all() for o in outs)
+
+
+def test_frame_level_kernel_matches_reference_and_spectral_level() -> None:
+    """The time-domain level used on hops without a spectrum: the numpy formula, and the
+    spectral kernel's level up to rounding (Parseval), including silence's -120 floor."""
+    x = np.concatenate((voice(6000, 150, 3), np.zeros(2000), voice(6000, 180, 4, clip=0.1)))
+    n = (x.shape[0] - k.FRAME) // 160 + 1
+    f = np.stack([x[i * 160 : i * 160 + k.FRAME] for i in range(n)])
+    f = (f - f.mean(axis=1, keepdims=True)) * _WINDOW
+    got = np.empty(n)
+    k.frame_level_kernel(f, np.zeros(n, bool), _WINDOW_POWER, got)
+    assert_allclose(got, 10 * np.log10((f * f).sum(axis=1) / _WINDOW_POWER + 1e-12), rtol=1e-12)
+    power, _ = frames_of(x)
+    spectral = [np.empty(n) for _ in range(4)]
+    k.spectral_kernel(
+        power, np.arange(n), _WINDOW_POWER, _BINS, np.zeros(k.SPECTRAL_STATE_SIZE), *spectral
+    )
+    assert_allclose(got, spectral[0], rtol=0, atol=1e-11)  # dB: rounding only
+    assert (got == -120.0).any() and (got[got == -120.0] == spectral[0][got == -120.0]).all()
 
 
 # ---------------------------------------------------------------------------

@@ -3,8 +3,9 @@
 One row is one 10 ms hop; its analysis frame is the FRAME samples that end with the
 hop (45 ms, three periods at 67 Hz), so a stream needs no look-ahead and the frame
 centre lags the hop end by 22.5 ms. The wrapper (engine/affect/prosody.py) computes
-each frame's power spectrum and autocorrelation with numpy's FFT over all streams'
-frames at once; these kernels then run per stream, in hop order, carrying state.
+the power spectra and autocorrelations with numpy's FFT over all streams' frames at
+once, only on the hops the kernels read them on; these kernels then run per stream,
+in hop order, carrying state.
 
 Definitions follow eGeMAPS (Eyben et al., 2016) and Praat (Boersma 1993) where they
 give one. Each kernel has a plain-numpy reference in tests/test_prosody_kernels.py.
@@ -109,7 +110,8 @@ SPECTRAL_STATE_SIZE = 1 + N_BINS
 
 @njit(cache=True, nogil=True)
 def spectral_kernel(
-    power: np.ndarray,  # float64 (n, N_BINS): |rfft(window * frame / 32768, NFFT)|^2
+    power: np.ndarray,  # float64 (m, N_BINS): |rfft(window * frame / 32768, NFFT)|^2
+    rows: np.ndarray,  # int64 (m): the output index of each power row, in hop order
     window_power: float,  # sum of window^2: turns spectral energy into mean square
     bins: np.ndarray,  # int64 (5,): bin of 50 Hz, 1 kHz, 2 kHz, 5 kHz, 8 kHz (exclusive)
     state: np.ndarray,  # float64 (SPECTRAL_STATE_SIZE,), updated in place
@@ -122,32 +124,35 @@ def spectral_kernel(
 
     Level comes from the spectrum by Parseval, so it costs one pass. Flux compares each
     frame's magnitude spectrum, normalised to sum 1 (level-independent), with the
-    previous hop's; the first hop of a stream has flux 0.
+    previous row's; the first row of a stream has flux 0. Rows may skip hops (outputs
+    at indices not in `rows` are left alone): the wrapper computes spectra only on and
+    just before speech hops, so a speech hop's flux is always against its previous hop.
     """
     b50, b1k, b2k, b5k, b8k = bins[0], bins[1], bins[2], bins[3], bins[4]
     tiny = 1e-12
     nb = power.shape[1]
     mag = np.empty(b8k)
     for i in range(power.shape[0]):
+        o = rows[i]
         total = power[i, 0] + power[i, nb - 1]
         for k in range(1, nb - 1):
             total += 2.0 * power[i, k]
         ms = total / NFFT / window_power
-        out_level_db[i] = 10.0 * math.log10(ms + 1e-12)
+        out_level_db[o] = 10.0 * math.log10(ms + 1e-12)
         low = 0.0
         for k in range(b50, b1k):
             low += power[i, k]
         high = 0.0
         for k in range(b1k, b5k):
             high += power[i, k]
-        out_alpha_db[i] = 10.0 * math.log10((high + tiny) / (low + tiny))
+        out_alpha_db[o] = 10.0 * math.log10((high + tiny) / (low + tiny))
         pk_low = 0.0
         for k in range(0, b2k):
             pk_low = max(pk_low, power[i, k])
         pk_high = 0.0
         for k in range(b2k, b5k):
             pk_high = max(pk_high, power[i, k])
-        out_hammarberg_db[i] = 10.0 * math.log10((pk_low + tiny) / (pk_high + tiny))
+        out_hammarberg_db[o] = 10.0 * math.log10((pk_low + tiny) / (pk_high + tiny))
         for k in range(b8k):  # each square root once (a separate loop: vectorised)
             mag[k] = math.sqrt(power[i, k])
         mag_sum = 0.0
@@ -159,7 +164,7 @@ def spectral_kernel(
             d = m - state[1 + k]
             flux += d * d
             state[1 + k] = m
-        out_flux[i] = flux if state[S_HAS_PREV] > 0.0 else 0.0
+        out_flux[o] = flux if state[S_HAS_PREV] > 0.0 else 0.0
         state[S_HAS_PREV] = 1.0
 
 
@@ -367,6 +372,27 @@ def frames_kernel(
         mean /= flen
         for j in range(flen):
             out[i, j] = (x[s + j] - mean) * window[j]
+
+
+@njit(cache=True, nogil=True)
+def frame_level_kernel(
+    frames: np.ndarray,  # float64 (n, FRAME): windowed frames, as frames_kernel makes them
+    skip: np.ndarray,  # bool (n): rows left alone (their level comes from the spectrum)
+    window_power: float,  # sum of window^2
+    out_level_db: np.ndarray,  # float64 (n): frame RMS level, dBFS (floor -120)
+) -> None:
+    """Frame level from time-domain energy, for hops whose spectrum is never computed.
+
+    By Parseval this is spectral_kernel's level up to float rounding (a few ulp). The
+    wrapper uses it only on hops no output reads it from directly: non-speech hops,
+    whose level only steers the syllable-nucleus tracker's peaks and valleys."""
+    for i in range(frames.shape[0]):
+        if skip[i]:
+            continue
+        e = 0.0
+        for j in range(frames.shape[1]):
+            e += frames[i, j] * frames[i, j]
+        out_level_db[i] = 10.0 * math.log10(e / window_power + 1e-12)
 
 
 F_F0, F_LOUD, F_JITTER, F_SHIMMER, F_HNR, F_ALPHA, F_HAMM, F_FLUX = range(8)

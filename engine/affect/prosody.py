@@ -6,6 +6,13 @@ the same for many streams with one FFT call (the costly, vectorisable step). Res
 depend only on the audio and mask, never on how they are split into chunks: every
 stateful step runs in hop order in engine/affect/kernels.py.
 
+The FFT runs only where a kernel reads a spectrum: on speech hops and on the hop
+before each, whose spectrum the flux of the next one compares with. People speak
+10-20 % of a group session, so that skips most of the cost. A non-speech hop's level
+still steers the syllable-nucleus tracker; it comes from the frame's time-domain
+energy, equal to the spectral one by Parseval (tests/test_prosody.py checks that the
+outputs match the all-hops FFT exactly).
+
 Nothing here stores audio beyond a 64 ms history per stream.
 """
 
@@ -97,6 +104,9 @@ class ProsodyState:
     speech_hops: int = 0
     voiced_hops: int = 0
     nuclei_count: int = 0
+    spectral_hop: int = -1
+    """The hop whose spectrum `spectral` holds (-1: none). Spectra are skipped off speech,
+    so a chunk that opens with speech may need the previous hop's recomputed."""
 
     def reset(self) -> None:
         self.history.fill(0.0)
@@ -106,6 +116,7 @@ class ProsodyState:
         self.nuclei[:] = k.nuclei_initial_state()
         self.sums.fill(0.0)
         self.hops = self.speech_hops = self.voiced_hops = self.nuclei_count = 0
+        self.spectral_hop = -1
 
 
 FEATURES = (
@@ -267,41 +278,56 @@ class ProsodyTracker:
         )
 
     def _advance(
-        self, buf: np.ndarray, power: np.ndarray, acf: np.ndarray, mask: np.ndarray
+        self,
+        buf: np.ndarray,
+        level: np.ndarray,
+        alpha: np.ndarray,
+        hamm: np.ndarray,
+        flux: np.ndarray,
+        acf: np.ndarray,
+        mask: np.ndarray,
     ) -> ProsodyHops:
+        """Everything after the spectral kernel, given its outputs for the chunk's hops
+        (only level is read off speech)."""
         st = self.state
         n = mask.shape[0]
         speech_b = np.array(mask, dtype=np.bool_)  # a copy: the caller may reuse its mask
         sp = speech_b.view(np.uint8)
-        level = np.empty(n)
-        alpha = np.empty(n)
-        hamm = np.empty(n)
-        flux = np.empty(n)
-        k.spectral_kernel(power, _WINDOW_POWER, _BINS, st.spectral, level, alpha, hamm, flux)
-        f0 = np.empty(n)
-        r = np.empty(n)
-        k.pitch_kernel(acf, _WINDOW_ACF, level, sp, self._pitch_params, st.pitch, f0, r)
-        voiced = f0 > 0.0
-        period = np.zeros(n)
-        np.divide(SAMPLE_RATE, f0, out=period, where=voiced)
-        base = st.hops * HOP - HISTORY
-        hop_end = (st.hops + 1 + np.arange(n, dtype=np.int64)) * HOP
-        pulses = np.empty((n, k.PULSE_OUT_SIZE))
-        k.pulse_kernel(buf, base, hop_end, period, self._pulse_params, st.pulse, pulses)
         nuc = np.empty(n, dtype=np.uint8)
-        k.nuclei_kernel(level, voiced.view(np.uint8), sp, self._nuclei_params, st.nuclei, nuc)
-
-        values = np.empty((n, k.N_FEATURES))
-        k.assemble_kernel(f0, r, level, alpha, hamm, flux, pulses, sp, values, st.sums)
+        n_speech = int(np.count_nonzero(sp))
+        if n and not n_speech:
+            # No speech in the chunk (most chunks of a listener): the pitch and pulse
+            # kernels would only end their chains, the assembly only write NaN. The
+            # nucleus tracker still follows the level.
+            st.pitch[0] = 0.0
+            st.pulse[k.Q_LAST_POS] = -1.0
+            voiced = np.zeros(n, dtype=np.bool_)
+            k.nuclei_kernel(level, sp, sp, self._nuclei_params, st.nuclei, nuc)
+            values = np.full((n, k.N_FEATURES), np.nan)
+        else:
+            f0 = np.empty(n)
+            r = np.empty(n)
+            k.pitch_kernel(acf, _WINDOW_ACF, level, sp, self._pitch_params, st.pitch, f0, r)
+            voiced = f0 > 0.0
+            period = np.zeros(n)
+            np.divide(SAMPLE_RATE, f0, out=period, where=voiced)
+            base = st.hops * HOP - HISTORY
+            hop_end = (st.hops + 1 + np.arange(n, dtype=np.int64)) * HOP
+            pulses = np.empty((n, k.PULSE_OUT_SIZE))
+            k.pulse_kernel(buf, base, hop_end, period, self._pulse_params, st.pulse, pulses)
+            vo = voiced.view(np.uint8)
+            k.nuclei_kernel(level, vo, sp, self._nuclei_params, st.nuclei, nuc)
+            values = np.empty((n, k.N_FEATURES))
+            k.assemble_kernel(f0, r, level, alpha, hamm, flux, pulses, sp, values, st.sums)
         nucleus = nuc.view(np.bool_)
         out = ProsodyHops(
             start_hop=st.hops, values=values, speech=speech_b, voiced=voiced, nucleus=nucleus
         )
         st.history[:] = buf[buf.shape[0] - HISTORY :]
         st.hops += n
-        st.speech_hops += int(speech_b.sum())
-        st.voiced_hops += int(voiced.sum())
-        st.nuclei_count += int(nucleus.sum())
+        st.speech_hops += n_speech
+        st.voiced_hops += int(np.count_nonzero(voiced))
+        st.nuclei_count += int(np.count_nonzero(nucleus))
         return out
 
 
@@ -336,32 +362,74 @@ def process_batch(
         raise ValueError("a tracker appears twice in one batch")
     pcms = [_flat(p) for p in pcms]
     counts = [_check(p, m) for p, m in zip(pcms, speech, strict=True)]
-    total = sum(counts)
+    masks = [np.asarray(m, dtype=np.bool_) for m in speech]
+    # A chunk that opens with speech needs the previous hop's spectrum for its flux;
+    # unless the stream's state holds it, that hop is framed again from the history.
+    pre = [
+        n > 0 and bool(m[0]) and t.state.hops > 0 and t.state.spectral_hop != t.state.hops - 1
+        for t, m, n in zip(trackers, masks, counts, strict=True)
+    ]
+    total = sum(counts) + sum(pre)
     frames = np.empty((total, k.FRAME))
+    is_speech = np.zeros(total, dtype=np.bool_)
     bufs: list[np.ndarray] = []
+    starts: list[int] = []  # each stream's first row (its extra previous hop, if any)
     first = HISTORY + HOP - k.FRAME
     row = 0
-    for t, pcm, n in zip(trackers, pcms, counts, strict=True):
+    for t, pcm, n, m, p in zip(trackers, pcms, counts, masks, pre, strict=True):
         buf = np.empty(HISTORY + pcm.shape[0])
         buf[:HISTORY] = t.state.history
         np.multiply(pcm, 1.0 / 32768.0, out=buf[HISTORY:])
         bufs.append(buf)
+        starts.append(row)
+        if p:
+            k.frames_kernel(buf, first - HOP, HOP, _WINDOW, frames[row : row + 1])
+            row += 1
         k.frames_kernel(buf, first, HOP, _WINDOW, frames[row : row + n])
+        is_speech[row : row + n] = m
         row += n
-    spec = np.fft.rfft(frames, k.NFFT, axis=1)
-    power = spec.real * spec.real + spec.imag * spec.imag
-    lag_max = max(t.config.lag_hi for t in trackers) + 2
-    # The autocorrelation only where the pitch kernel reads it, on speech hops: about
-    # half of a conversation's hops, and the inverse FFT is a third of the cost.
+    starts.append(row)
+    # Spectra on speech rows and the row before each (the flux's previous hop; that
+    # covers the extra rows). At a stream's last row this may take the next stream's
+    # first: a spare spectrum, harmless.
+    need = is_speech.copy()
+    need[:-1] |= is_speech[1:]
+    rows = np.flatnonzero(need)
+    dense = len(rows) == total
+    level, alpha, hamm, flux = np.zeros((4, total))
+    # Called even when every row has a spectrum (it then does nothing), so that a
+    # warm-up on all-speech audio compiles it and no live session stalls on it later.
+    k.frame_level_kernel(frames, need, _WINDOW_POWER, level)
+    lag_max = max((t.config.lag_hi for t in trackers), default=0) + 2
     acf = np.zeros((total, lag_max))
-    rows = np.flatnonzero(np.concatenate([np.asarray(m, bool) for m in speech]))
-    if len(rows) == total:
-        acf[:] = np.fft.irfft(power, k.NFFT, axis=1)[:, :lag_max]
-    elif len(rows):
-        acf[rows] = np.fft.irfft(power[rows], k.NFFT, axis=1)[:, :lag_max]
+    power = np.empty((0, k.N_BINS))
+    if len(rows):
+        spec = np.fft.rfft(frames if dense else frames[rows], k.NFFT, axis=1)
+        power = spec.real * spec.real + spec.imag * spec.imag
+        # The autocorrelation only where the pitch kernel reads it, on speech hops: the
+        # inverse FFT costs about a third of the forward one.
+        sel = is_speech if dense else is_speech[rows]
+        n_sel = int(np.count_nonzero(sel))
+        if n_sel == len(rows):
+            acf[rows] = np.fft.irfft(power, k.NFFT, axis=1)[:, :lag_max]
+        elif n_sel:
+            acf[rows[sel]] = np.fft.irfft(power[sel], k.NFFT, axis=1)[:, :lag_max]
+    bounds = np.searchsorted(rows, starts).tolist()  # each stream's spectra: [lo, hi)
     results = []
-    row = 0
-    for t, buf, n, mask in zip(trackers, bufs, counts, speech, strict=True):
-        results.append(t._advance(buf, power[row : row + n], acf[row : row + n], mask))
-        row += n
+    for i, (t, buf, n, m, p) in enumerate(zip(trackers, bufs, counts, masks, pre, strict=True)):
+        st = t.state
+        lo, hi = bounds[i], bounds[i + 1]
+        row = starts[i] + int(p)
+        if hi > lo:
+            r = rows[lo:hi]
+            k.spectral_kernel(
+                power[lo:hi], r, _WINDOW_POWER, _BINS, st.spectral, level, alpha, hamm, flux
+            )
+            st.spectral_hop = st.hops + int(r[-1]) - row
+        end = row + n
+        results.append(
+            t._advance(
+                buf, level[row:end], alpha[row:end], hamm[row:end], flux[row:end], acf[row:end], m
+            )
+        )
     return results
