@@ -22,22 +22,21 @@ Target (issue 5): prosody + affect model < 1 % of one core per participant.
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Callable
 from functools import cache
+from pathlib import Path
 
 import numpy as np
 import pytest
 from benchutil import best_of, pin_one_core
 
-from engine.affect import kernels as k
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from prosody_ref import dense_batch
+
 from engine.affect.baseline import RobustBaseline
 from engine.affect.prosody import (
-    _BINS,
-    _WINDOW,
-    _WINDOW_ACF,
-    _WINDOW_POWER,
     FEATURES,
-    HISTORY,
     ProsodyHops,
     ProsodyTracker,
     process_batch,
@@ -84,70 +83,12 @@ def masks(share: float) -> tuple[np.ndarray, ...]:
     return tuple(out)
 
 
-def dense_advance(
-    t: ProsodyTracker, buf: np.ndarray, power: np.ndarray, acf: np.ndarray, mask: np.ndarray
-) -> ProsodyHops:
-    """ProsodyTracker._advance before chunks without speech were cut short."""
-    st = t.state
-    n = mask.shape[0]
-    speech_b = np.array(mask, dtype=np.bool_)
-    sp = speech_b.view(np.uint8)
-    level, alpha, hamm, flux = (np.empty(n) for _ in range(4))
-    rows = np.arange(n)
-    k.spectral_kernel(power, rows, _WINDOW_POWER, _BINS, st.spectral, level, alpha, hamm, flux)
-    f0 = np.empty(n)
-    r = np.empty(n)
-    k.pitch_kernel(acf, _WINDOW_ACF, level, sp, t._pitch_params, st.pitch, f0, r)
-    voiced = f0 > 0.0
-    period = np.zeros(n)
-    np.divide(SAMPLE_RATE, f0, out=period, where=voiced)
-    base = st.hops * HOP - HISTORY
-    hop_end = (st.hops + 1 + np.arange(n, dtype=np.int64)) * HOP
-    pulses = np.empty((n, k.PULSE_OUT_SIZE))
-    k.pulse_kernel(buf, base, hop_end, period, t._pulse_params, st.pulse, pulses)
-    nuc = np.empty(n, dtype=np.uint8)
-    k.nuclei_kernel(level, voiced.view(np.uint8), sp, t._nuclei_params, st.nuclei, nuc)
-    values = np.empty((n, k.N_FEATURES))
-    k.assemble_kernel(f0, r, level, alpha, hamm, flux, pulses, sp, values, st.sums)
-    nucleus = nuc.view(np.bool_)
-    out = ProsodyHops(
-        start_hop=st.hops, values=values, speech=speech_b, voiced=voiced, nucleus=nucleus
-    )
-    st.history[:] = buf[buf.shape[0] - HISTORY :]
-    st.hops += n
-    st.speech_hops += int(speech_b.sum())
-    st.voiced_hops += int(voiced.sum())
-    st.nuclei_count += int(nucleus.sum())
-    return out
-
-
 def dense_process_batch(
     trackers: list[ProsodyTracker], pcms: list[np.ndarray], speech: list[np.ndarray]
 ) -> list[ProsodyHops]:
-    """process_batch before spectra were skipped off speech: the forward FFT and every
-    kernel on every hop, the inverse FFT on speech hops. For the comparison."""
-    counts = [m.shape[0] for m in speech]
-    frames = np.empty((sum(counts), k.FRAME))
-    bufs, row = [], 0
-    for t, pcm, n in zip(trackers, pcms, counts, strict=True):
-        buf = np.empty(HISTORY + pcm.shape[0])
-        buf[:HISTORY] = t.state.history
-        np.multiply(pcm, 1.0 / 32768.0, out=buf[HISTORY:])
-        bufs.append(buf)
-        k.frames_kernel(buf, HISTORY + HOP - k.FRAME, HOP, _WINDOW, frames[row : row + n])
-        row += n
-    spec = np.fft.rfft(frames, k.NFFT, axis=1)
-    power = spec.real * spec.real + spec.imag * spec.imag
-    lag_max = max(t.config.lag_hi for t in trackers) + 2
-    acf = np.zeros((len(frames), lag_max))
-    rows = np.flatnonzero(np.concatenate(speech))
-    if len(rows):
-        acf[rows] = np.fft.irfft(power[rows], k.NFFT, axis=1)[:, :lag_max]
-    out, row = [], 0
-    for t, buf, n, m in zip(trackers, bufs, counts, speech, strict=True):
-        out.append(dense_advance(t, buf, power[row : row + n], acf[row : row + n], m))
-        row += n
-    return out
+    """process_batch before spectra were skipped off speech (tests/prosody_ref.py): the
+    forward FFT and every kernel on every hop, the inverse FFT on speech hops."""
+    return dense_batch(trackers, pcms, speech, acf_everywhere=False)
 
 
 def run_single(

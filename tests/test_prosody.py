@@ -8,6 +8,7 @@ from functools import cache
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
+from prosody_ref import dense_batch
 
 from engine.affect.baseline import BaselineConfig, RobustBaseline
 from engine.affect.prosody import (
@@ -197,75 +198,6 @@ def test_baseline_min_scale_floors_a_constant_feature() -> None:
     assert_allclose(b.deviation(np.array([[4.0]])), [[2.0]])
 
 
-def _dense_advance(
-    t: ProsodyTracker, buf: np.ndarray, power: np.ndarray, acf: np.ndarray, mask: np.ndarray
-) -> ProsodyHops:
-    """ProsodyTracker._advance as it was: every kernel on every hop of the chunk."""
-    from engine.affect import kernels as k
-    from engine.affect.prosody import _BINS, _WINDOW_ACF, _WINDOW_POWER, HISTORY
-
-    st = t.state
-    n = mask.shape[0]
-    speech_b = np.array(mask, dtype=np.bool_)
-    sp = speech_b.view(np.uint8)
-    level, alpha, hamm, flux = (np.empty(n) for _ in range(4))
-    rows = np.arange(n)
-    k.spectral_kernel(power, rows, _WINDOW_POWER, _BINS, st.spectral, level, alpha, hamm, flux)
-    f0 = np.empty(n)
-    r = np.empty(n)
-    k.pitch_kernel(acf, _WINDOW_ACF, level, sp, t._pitch_params, st.pitch, f0, r)
-    voiced = f0 > 0.0
-    period = np.zeros(n)
-    np.divide(FS, f0, out=period, where=voiced)
-    base = st.hops * 160 - HISTORY
-    hop_end = (st.hops + 1 + np.arange(n, dtype=np.int64)) * 160
-    pulses = np.empty((n, k.PULSE_OUT_SIZE))
-    k.pulse_kernel(buf, base, hop_end, period, t._pulse_params, st.pulse, pulses)
-    nuc = np.empty(n, dtype=np.uint8)
-    k.nuclei_kernel(level, voiced.view(np.uint8), sp, t._nuclei_params, st.nuclei, nuc)
-    values = np.empty((n, k.N_FEATURES))
-    k.assemble_kernel(f0, r, level, alpha, hamm, flux, pulses, sp, values, st.sums)
-    nucleus = nuc.view(np.bool_)
-    out = ProsodyHops(
-        start_hop=st.hops, values=values, speech=speech_b, voiced=voiced, nucleus=nucleus
-    )
-    st.history[:] = buf[buf.shape[0] - HISTORY :]
-    st.hops += n
-    st.speech_hops += int(speech_b.sum())
-    st.voiced_hops += int(voiced.sum())
-    st.nuclei_count += int(nucleus.sum())
-    return out
-
-
-def _dense_batch(
-    trackers: list[ProsodyTracker], pcms: list[np.ndarray], masks: list[np.ndarray]
-) -> list[ProsodyHops]:
-    """process_batch as it was: the forward and inverse FFT and every kernel on every
-    hop, speech or not. The reference the skipping path must match exactly."""
-    from engine.affect import kernels as k
-    from engine.affect.prosody import _WINDOW, HISTORY
-
-    counts = [m.shape[0] for m in masks]
-    frames = np.empty((sum(counts), k.FRAME))
-    bufs, row = [], 0
-    for t, pcm, n in zip(trackers, pcms, counts, strict=True):
-        buf = np.empty(HISTORY + pcm.shape[0])
-        buf[:HISTORY] = t.state.history
-        np.multiply(pcm, 1.0 / 32768.0, out=buf[HISTORY:])
-        bufs.append(buf)
-        k.frames_kernel(buf, HISTORY + 160 - k.FRAME, 160, _WINDOW, frames[row : row + n])
-        row += n
-    spec = np.fft.rfft(frames, k.NFFT, axis=1)
-    power = spec.real * spec.real + spec.imag * spec.imag
-    lag_max = max(t.config.lag_hi for t in trackers) + 2
-    acf = np.ascontiguousarray(np.fft.irfft(power, k.NFFT, axis=1)[:, :lag_max])
-    out, row = [], 0
-    for t, buf, n, m in zip(trackers, bufs, counts, masks, strict=True):
-        out.append(_dense_advance(t, buf, power[row : row + n], acf[row : row + n], m))
-        row += n
-    return out
-
-
 @pytest.mark.parametrize("block", [1, 10, 37])
 def test_inverse_fft_on_speech_hops_only_changes_nothing(block: int) -> None:
     """The autocorrelation is computed only on speech hops now: identical features,
@@ -283,7 +215,7 @@ def test_inverse_fft_on_speech_hops_only_changes_nothing(block: int) -> None:
         pcms = [a_pcm[sl], b_pcm[sl], c_pcm[sl]]
         masks = [a_mask[ml], b_mask[ml], c_mask[ml]]
         got = process_batch(new, pcms, masks)
-        want = _dense_batch(old, pcms, masks)
+        want = dense_batch(old, pcms, masks)
         for x, y in zip(got, want, strict=True):
             assert_array_equal(x.matrix(), y.matrix())
             assert_array_equal(x.voiced, y.voiced)
@@ -348,7 +280,7 @@ def _compare_skipping_with_dense(
         hop += step
     for lo in range(0, n, 100):
         sl, ml = slice(lo * 160, (lo + 100) * 160), slice(lo, lo + 100)
-        step_out = _dense_batch(old, [p[sl] for p in pcms], [m[ml] for m in masks])
+        step_out = dense_batch(old, [p[sl] for p in pcms], [m[ml] for m in masks])
         for w, h in zip(want, step_out, strict=True):
             w.append(h)
     for g, w, x, y in zip(got, want, new, old, strict=True):
