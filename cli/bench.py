@@ -331,15 +331,7 @@ async def _step(cmd: dict[str, Any], clips: list[list[bytes]]) -> dict[str, Any]
         s = _Session(sid, size, [0.0] * frames)
         sessions.append(s)
         for j in range(size):
-            cfg = pb.StreamConfig(
-                session_id=sid,
-                participant_ref=f"p{j}",
-                role=pb.ROLE_FACILITATOR if j == 0 else pb.ROLE_PARTICIPANT,
-                codec=pb.CODEC_OPUS if codec == "opus" else pb.CODEC_PCM16LE,
-                sample_rate_hz=48_000 if codec == "opus" else 16_000,
-                channels=1,
-                affect_consent=True,
-            )
+            cfg = _load_config(sid, j, codec)
             clip = clips[j % len(clips)]
             offset = (si * 151 + (j // len(clips)) * 353) % len(clip)
             members.append((s, cfg, clip, offset))
@@ -823,15 +815,7 @@ async def _soak(
         _NODE, request_serializer=lambda b: b, response_deserializer=pb.NodeResponse.FromString
     )()
     for j in range(n):
-        cfg = pb.StreamConfig(
-            session_id=SOAK_SESSION,
-            participant_ref=f"p{j}",
-            role=pb.ROLE_FACILITATOR if j == 0 else pb.ROLE_PARTICIPANT,
-            codec=pb.CODEC_OPUS if codec == "opus" else pb.CODEC_PCM16LE,
-            sample_rate_hz=48_000 if codec == "opus" else 16_000,
-            channels=1,
-            affect_consent=True,
-        )
+        cfg = _load_config(SOAK_SESSION, j, codec)
         await call.write(
             pb.NodeRequest(open=pb.ChannelOpen(channel=j, config=cfg)).SerializeToString()
         )
@@ -1197,3 +1181,19 @@ def plot_svg(report: dict[str, Any]) -> str:
     out.append(f'<text x="{w - mr + 10}" y="{ly}" fill="#444">solid p99, dashed p50</text>')
     out.append("</svg>")
     return "\n".join(out)
+
+
+def _load_config(session_id: str, j: int, codec: str) -> Any:
+    """The load's participant j (a StreamConfig): the first of a session facilitates; all
+    consent to affect analysis, so prosody and the affect model run for everyone."""
+    from groupsense.v1 import groupsense_pb2 as pb
+
+    return pb.StreamConfig(
+        session_id=session_id,
+        participant_ref=f"p{j}",
+        role=pb.ROLE_FACILITATOR if j == 0 else pb.ROLE_PARTICIPANT,
+        codec=pb.CODEC_OPUS if codec == "opus" else pb.CODEC_PCM16LE,
+        sample_rate_hz=48_000 if codec == "opus" else 16_000,
+        channels=1,
+        affect_consent=True,
+    )

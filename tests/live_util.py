@@ -11,6 +11,7 @@ import socket
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import grpc
 import numpy as np
@@ -140,13 +141,7 @@ class Stream:
 
     async def finish(self) -> grpc.StatusCode:
         """Half-close and wait for the server's status."""
-        if not self.call.done():
-            # If the server ended the call first, this fails; its status follows anyway.
-            with contextlib.suppress(Exception):
-                await self.call.done_writing()
-        code = await asyncio.wait_for(self.call.code(), 20)
-        await self._reader
-        return code
+        return await half_close(self.call, self._reader)
 
     async def status(self) -> tuple[grpc.StatusCode, str]:
         code = await asyncio.wait_for(self.call.code(), 20)
@@ -307,12 +302,7 @@ class Node:
         return s.ack.participant_id
 
     async def finish(self) -> grpc.StatusCode:
-        if not self.call.done():
-            with contextlib.suppress(Exception):
-                await self.call.done_writing()
-        code = await asyncio.wait_for(self.call.code(), 20)
-        await self._reader
-        return code
+        return await half_close(self.call, self._reader)
 
     async def status(self) -> tuple[grpc.StatusCode, str]:
         code = await asyncio.wait_for(self.call.code(), 20)
@@ -361,3 +351,14 @@ def interleave(
         node_batch(*[(ch, r) for ch, reqs in per_channel.items() for r in reqs[k : k + width]])
         for k in range(0, n, width)
     ]
+
+
+async def half_close(call: Any, reader: Any) -> grpc.StatusCode:
+    """Half-close a bidi call and wait for the server's status and our reader's end."""
+    if not call.done():
+        # If the server ended the call first, this fails; its status follows anyway.
+        with contextlib.suppress(Exception):
+            await call.done_writing()
+    code = await asyncio.wait_for(call.code(), 20)
+    await reader
+    return code

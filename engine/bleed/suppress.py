@@ -155,11 +155,7 @@ def tidy_mask(mask: np.ndarray, fill_hops: int, min_run_hops: int) -> np.ndarray
     `fill_hops` between bleed hops are filled first, then runs shorter than
     `min_run_hops` are dropped.
     """
-    out = mask.copy()
-    if fill_hops > 0:
-        for a, b in _runs(~out):
-            if a > 0 and b < out.shape[0] and b - a <= fill_hops:
-                out[a:b] = True
+    out = _fill_inner(mask, fill_hops)
     if min_run_hops > 0:
         for a, b in _runs(out):
             if b - a < min_run_hops:
@@ -221,7 +217,7 @@ def remove_hops(
             keep = keep.copy()
             keep[:first] = False  # a segment that starts as bleed: its onset is bleed too
         if first >= 0 and min_silence_hops > 0:
-            keep = _bridge(keep, min_silence_hops)
+            keep = _fill_inner(keep, min_silence_hops - 1)  # gaps the VAD would bridge
         # segments reaching past the mask keep their tail
         tail = max(seg.end - max(n, seg.start), 0)
         flags = np.concatenate([keep, np.ones(tail, np.bool_)])
@@ -232,13 +228,13 @@ def remove_hops(
     return out
 
 
-def _bridge(keep: np.ndarray, max_gap: int) -> np.ndarray:
-    """Inner runs of False shorter than `max_gap` between True hops become True."""
-    keep = keep.copy()
-    for a, b in _runs(~keep):
-        if a > 0 and b < keep.shape[0] and b - a < max_gap:
-            keep[a:b] = True
-    return keep
+def _fill_inner(mask: np.ndarray, max_len: int) -> np.ndarray:
+    """A copy with every run of False of at most `max_len` hops between True hops set."""
+    out = mask.copy()
+    for a, b in _runs(~out) if max_len > 0 else ():
+        if a > 0 and b < out.shape[0] and b - a <= max_len:
+            out[a:b] = True
+    return out
 
 
 def _take_back(keep: np.ndarray, dominated: np.ndarray) -> np.ndarray:
