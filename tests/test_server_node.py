@@ -353,6 +353,14 @@ async def test_draining_ends_the_call_unavailable(start_server, channel_to) -> N
     server = await start_server()
     ch = channel_to(server)
     node, pid = await good_node(ch)
+    # Every frame sent must have reached the engine before the drain: a batch still in
+    # flight would meet the drain on the server and end the call before our write below.
+    p = server.engine.sessions[S].participants[pid]
+    for _ in range(1000):
+        if p.frames_received == 90:
+            break
+        await asyncio.sleep(0.01)
+    assert p.frames_received == 90
     await server.engine.drain()
     # one message, then the status: a grpc.aio client that writes on after the server
     # ended the call reports INTERNAL instead of the server's status (grpc#36066)
