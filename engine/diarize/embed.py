@@ -121,6 +121,21 @@ def _same_length(windows: Sequence[np.ndarray]) -> None:
         raise ValueError(f"windows must share one length, got {sorted(lengths)}")
 
 
+def _run_batched(
+    session: ort.InferenceSession, name: str, x: np.ndarray, bins: int, dim: int
+) -> np.ndarray:
+    """(batch, frames, bins) features -> (batch, dim) embeddings, MAX_BATCH per run."""
+    if x.ndim != 3 or x.shape[2] != bins:
+        raise ValueError(f"{name} must be (batch, frames, {bins}), got {x.shape}")
+    if x.shape[0] == 0:
+        return np.zeros((0, dim), np.float32)
+    out = [
+        session.run(["embeddings"], {name: np.ascontiguousarray(x[i : i + MAX_BATCH])})[0]
+        for i in range(0, x.shape[0], MAX_BATCH)
+    ]
+    return np.concatenate(out).astype(np.float32, copy=False)
+
+
 class SpeakerEmbedder:
     """CAM++. Shared, stateless: windows of equal length in, unit-norm 192-d embeddings out."""
 
@@ -129,17 +144,7 @@ class SpeakerEmbedder:
 
     def embed_fbank(self, feats: np.ndarray) -> np.ndarray:
         """(batch, frames, 80) mean-normalised fbank -> (batch, 192), in chunks of MAX_BATCH."""
-        if feats.ndim != 3 or feats.shape[2] != N_BINS:
-            raise ValueError(f"feats must be (batch, frames, {N_BINS}), got {feats.shape}")
-        if feats.shape[0] == 0:
-            return np.zeros((0, EMBED_DIM), np.float32)
-        out = [
-            self.session.run(
-                ["embeddings"], {"fbank": np.ascontiguousarray(feats[i : i + MAX_BATCH])}
-            )[0]
-            for i in range(0, feats.shape[0], MAX_BATCH)
-        ]
-        return np.concatenate(out).astype(np.float32, copy=False)
+        return _run_batched(self.session, "fbank", feats, N_BINS, EMBED_DIM)
 
     def embed(self, windows: Sequence[np.ndarray]) -> np.ndarray:
         """Float32 sample windows in [-1, 1] (all the same length, >= 25 ms) -> (n, 192)."""
@@ -159,17 +164,7 @@ class Ge2eEmbedder:
 
     def embed_mels(self, mels: np.ndarray) -> np.ndarray:
         """(batch, frames, 40) float32 -> (batch, 256) float32, in chunks of MAX_BATCH."""
-        if mels.ndim != 3 or mels.shape[2] != N_MELS:
-            raise ValueError(f"mels must be (batch, frames, {N_MELS}), got {mels.shape}")
-        if mels.shape[0] == 0:
-            return np.zeros((0, GE2E_DIM), np.float32)
-        out = [
-            self.session.run(
-                ["embeddings"], {"mels": np.ascontiguousarray(mels[i : i + MAX_BATCH])}
-            )[0]
-            for i in range(0, mels.shape[0], MAX_BATCH)
-        ]
-        return np.concatenate(out).astype(np.float32, copy=False)
+        return _run_batched(self.session, "mels", mels, N_MELS, GE2E_DIM)
 
     def embed(self, windows: Sequence[np.ndarray]) -> np.ndarray:
         """Float32 sample windows (all the same length) -> (n, 256); one inference per batch."""
