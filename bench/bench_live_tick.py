@@ -1,23 +1,33 @@
-"""The live engine's cost per stream per tick, in process (no gRPC), on one core.
+"""The live engine's cost per stream-second, in process (no gRPC), on one core.
 
 Why: `groupsense bench` measures the whole server, where gRPC's per-message cost and
 a shared machine blur the picture. This isolates what LiveEngine itself spends per
-stream: frames pushed through ingest (validation, jitter buffer), one tick's
-`_process` (release, decode, batched VAD, segments into signals) and snapshot
-publishing, for 48 streams in sessions of 8, 50 ms ticks of 20 ms frames.
+stream: frames pushed through ingest (validation, jitter buffer), each tick's
+`_process` (release, decode, batched VAD, prosody and the affect model for consenting
+participants, bleed, segments into signals) and snapshot publishing.
 
-    pytest bench/bench_live_tick.py --benchmark-only
+    pytest bench/bench_live_tick.py --benchmark-only      # 48 streams, 100 ms ticks
+    python bench/bench_live_tick.py [--streams 64] [--codec pcm] [--vad webrtc] [--ticks 750]
 
-extra_info gives `us_per_stream_s` (CPU per second of one stream's audio) and the
-streams one core would hold at that cost.
+The command line uses `groupsense bench`'s server settings (20 ms ticks, 20 ms jitter
+window, a snapshot every 50 ms, every participant consenting) and prints the process's
+CPU time per stream-second. It measures whichever engine Python imports, so the same
+command compares two commits side by side: run it alternately with
+`PYTHONPATH=<a checkout of each>` (a `git worktree`), a few times each.
+
+extra_info (pytest) gives `us_per_stream_s` (CPU per second of one stream's audio) and
+the streams one core would hold at that cost.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import itertools
+import time
 
 import pytest
+from benchutil import pin_one_core
 
 from cli.bench import _clips
 from engine.config import LiveConfig, VadConfig
@@ -31,17 +41,30 @@ FRAME_MS = 20
 
 
 class Rig:
-    """A LiveEngine with STREAMS open streams, fed frame by frame from pre-encoded clips."""
+    """A LiveEngine with `streams` open streams, fed frame by frame from pre-encoded clips;
+    stream i starts its clip at a different frame, so sessions are not in lockstep."""
 
-    def __init__(self, vad: str, codec: str) -> None:
+    def __init__(
+        self,
+        vad: str,
+        codec: str,
+        *,
+        streams: int = STREAMS,
+        tick_frames: int = TICK_FRAMES,
+        snapshot_s: float = 1.0,
+    ) -> None:
         self.loop = asyncio.new_event_loop()
+        self.tick_frames = tick_frames
         self.engine = LiveEngine(
-            LiveConfig(jitter_ms=20, tick_ms=100, snapshot_interval_s=1.0), VadConfig(backend=vad)
+            LiveConfig(
+                jitter_ms=20, tick_ms=tick_frames * FRAME_MS, snapshot_interval_s=snapshot_s
+            ),
+            VadConfig(backend=vad),
         )
         self.engine._warm_up()
         clips = _clips(codec)
-        self.handles: list[tuple[StreamHandle, list[bytes]]] = []
-        for i in range(STREAMS):
+        self.handles: list[tuple[StreamHandle, list[bytes], int]] = []
+        for i in range(streams):
             spec = StreamSpec(
                 session_id=f"s{i // PER_SESSION}",
                 participant_ref=f"p{i}",
@@ -51,16 +74,17 @@ class Rig:
                 channels=1,
                 affect_consent=True,
             )
-            self.handles.append((self.engine.open_stream(spec), clips[i % len(clips)]))
+            clip = clips[i % len(clips)]
+            self.handles.append((self.engine.open_stream(spec), clip, (i * 37) % len(clip)))
         self.seq = itertools.count()
         for _ in range(20):  # past start-up: buffers, decoders and signals in steady state
             self.tick()
 
     def tick(self) -> None:
-        for _ in range(TICK_FRAMES):
+        for _ in range(self.tick_frames):
             k = next(self.seq)
-            for h, clip in self.handles:
-                self.engine.push_frame(h, k, k * FRAME_MS, None, clip[k % len(clip)])
+            for h, clip, offset in self.handles:
+                self.engine.push_frame(h, k, k * FRAME_MS, None, clip[(k + offset) % len(clip)])
         self.loop.run_until_complete(self.engine._process())
         self.engine._publish_due()
 
@@ -91,3 +115,32 @@ def test_live_tick(benchmark, vad: str, codec: str) -> None:  # type: ignore[no-
         assert rig.engine.processed_ms(rig.handles[0][0]) > 0  # and it was analysed
     finally:
         rig.close()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--streams", type=int, default=64)
+    ap.add_argument("--codec", choices=("opus", "pcm"), default="pcm")
+    ap.add_argument("--vad", default="webrtc")
+    ap.add_argument("--ticks", type=int, default=750, help="measured 20 ms ticks")
+    args = ap.parse_args()
+    pin_one_core()
+    rig = Rig(args.vad, args.codec, streams=args.streams, tick_frames=1, snapshot_s=0.05)
+    try:
+        for _ in range(100):  # unmeasured: the affect windows and baselines fill up
+            rig.tick()
+        cpu = time.process_time()
+        for _ in range(args.ticks):
+            rig.tick()
+        cpu = time.process_time() - cpu
+    finally:
+        rig.close()
+    us = cpu / args.streams / (args.ticks * FRAME_MS / 1000) * 1e6
+    print(
+        f"{args.vad}/{args.codec}, {args.streams} consenting streams, 20 ms ticks: "
+        f"{us:,.0f} us CPU per stream-second ({int(1e6 / us)} streams per core)"
+    )
+
+
+if __name__ == "__main__":
+    main()
