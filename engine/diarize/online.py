@@ -69,6 +69,9 @@ class DiarizeConfig:
     smooth_windows: int | None = None  # None: as many as latency_s allows
     overlap_margin: float | None = None
     overlap_min: float = 0.6
+    # with look-ahead, the next window confirms a new identity if its best score is below
+    # cluster.new_speaker + confirm_margin (None: no confirmation asked)
+    confirm_margin: float | None = 0.0
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
 
     def __post_init__(self) -> None:
@@ -301,7 +304,7 @@ class SharedMicDiarizer:
         elif cl.would_open(cs, e):
             nxt = ahead[0].emb if ahead else None
             # with lookahead, one odd window does not open an identity on its own
-            if nxt is None or cl.would_open(cs, nxt) or cs.n == 0:
+            if nxt is None or cs.n == 0 or self._confirms(nxt):
                 # at a change of voice the window still holds the previous voice: the
                 # window furthest ahead is the new voice's purest sample
                 far = [w.emb for w in ahead if w.emb is not None and cl.would_open(cs, w.emb)]
@@ -329,6 +332,13 @@ class SharedMicDiarizer:
             st.speech_hops.discard(g)
         st.history.append(e)
         del st.history[:-4]
+
+    def _confirms(self, nxt: np.ndarray) -> bool:
+        c, cs = self.config, self.state.cluster
+        if c.confirm_margin is None or cs.n >= c.cluster.max_speakers:
+            return c.confirm_margin is None
+        limit = c.cluster.eager if cs.n < c.cluster.min_speakers else c.cluster.new_speaker
+        return float(np.max(self.clusterer.scores(cs, nxt))) < limit + c.confirm_margin
 
     def _commit(self, final: bool) -> Labels:
         st = self.state
