@@ -301,9 +301,9 @@ def test_labels_commit_within_latency(shared_data: Path, embedder: SpeakerEmbedd
         assert 0 < worst <= round(latency * HOPS_PER_SECOND)
 
 
-def _two_voices(shared_data: Path) -> tuple[np.ndarray, list[tuple[float, float, str]]]:
-    """Six 3 s turns alternating between two real voices from two recordings: sample.wav's
-    speaker90 and dev01.wav's MEE009 (their reference turns, concatenated)."""
+def _voices(shared_data: Path) -> list[np.ndarray]:
+    """Two real voices from two recordings, as hops: sample.wav's speaker90 and dev01.wav's
+    MEE009 (their reference turns, concatenated)."""
     root = shared_data / "diarization"
     voices = []
     for fid, rttm, spk in (
@@ -317,6 +317,12 @@ def _two_voices(shared_data: Path) -> tuple[np.ndarray, list[tuple[float, float,
         voices.append(
             np.concatenate([hops[round(t.start * 100) : round(t.end * 100)] for t in turns])
         )
+    return voices
+
+
+def _two_voices(shared_data: Path) -> tuple[np.ndarray, list[tuple[float, float, str]]]:
+    """Six 3 s turns alternating between the two real voices of `_voices`."""
+    voices = _voices(shared_data)
     seq, ref, t = [], [], 0
     for k in range(6):
         piece = voices[k % 2][(k // 2) * 300 : (k // 2) * 300 + 300]
@@ -392,3 +398,53 @@ def test_identities_stay_stable_when_the_voices_come_back(
     first, last = labels[:n, 0], labels[(reps - 1) * n :, 0]
     assert d.n_speakers <= 3
     assert float(np.mean(first == last)) > 0.9
+
+
+def _marked_item(fid: str, ref: list[tuple[float, float, str]], speakers: list[str]) -> object:
+    """A 30 s item whose hops say who is in them: speaker k's hops are non-zero exactly at
+    samples j % (k + 2) == 0 (a pattern any gain keeps); overlapped hops carry both."""
+    from cli.eval_diar import Item
+
+    n = 3000
+    hops = np.zeros((n, HOP), np.int16)
+    centres = (np.arange(n) + 0.5) / HOPS_PER_SECOND
+    for a, b, s in ref:
+        k = speakers.index(s)
+        on = (centres >= a) & (centres < b)
+        pattern = (np.arange(HOP) % (k + 2) == 0).astype(np.int16)
+        hops[on] |= pattern * (100 + 10 * k)
+    return Item(fid, hops, ref, (0.0, 30.0))
+
+
+def test_spliced_tuning_material_is_seeded_and_its_truth_matches_its_audio() -> None:
+    from cli.eval_diar import SPLICE_TURN_S, meetings, splice_items
+
+    spk = ["P", "Q", "R", "S", "T"]
+    items = [  # two files of one meeting (P shared), one of another; overlaps included
+        _marked_item("trnA", [(0, 9, "P"), (8, 16, "Q"), (16, 28, "P")], spk),
+        _marked_item("trnB", [(1, 7, "Q"), (7, 14, "P"), (13.5, 29, "R")], spk),
+        _marked_item("trnC", [(0, 12, "S"), (12, 20, "T"), (19, 30, "S")], spk),
+    ]
+    assert [[it.fid for it in g] for g in meetings(items)] == [["trnA", "trnB"], ["trnC"]]  # type: ignore[attr-defined]
+    a, b, c = (splice_items(items, seed=s) for s in (3, 3, 4))  # type: ignore[arg-type]
+    assert [it.fid for it in a] == [it.fid for it in b]
+    for x, y in zip(a, b, strict=True):
+        np.testing.assert_array_equal(x.hops, y.hops)
+        assert x.ref == y.ref
+    assert any(x.ref != y.ref for x, y in zip(a, c, strict=False)) or len(a) != len(c)
+    assert any("-m" in it.fid for it in a) and any("-x" in it.fid for it in a)
+    lo, hi = (round(v * HOPS_PER_SECOND) for v in SPLICE_TURN_S)
+    for it in a:
+        assert it.uem == (0.0, it.hops.shape[0] / HOPS_PER_SECOND)
+        assert it.ref[0][0] == 0.0 and it.ref[-1][1] == it.uem[1]
+        for (_, e0, s0), (b1, _, s1) in zip(it.ref, it.ref[1:], strict=False):
+            assert e0 == b1 and s0 != s1, "turns tile the file and alternate"
+        for t0, t1, s in it.ref:
+            h = it.hops[round(t0 * HOPS_PER_SECOND) : round(t1 * HOPS_PER_SECOND)]
+            assert lo <= h.shape[0] <= hi
+            k = spk.index(s)
+            want = np.arange(HOP) % (k + 2) == 0
+            # every hop of the turn is that speaker alone: never silence, overlap or another
+            assert ((h != 0) == want).all(), (it.fid, s)
+            if "-m" in it.fid:  # within a meeting the audio is copied as recorded
+                assert (h[:, want] == 100 + 10 * k).all()
