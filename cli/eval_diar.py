@@ -36,7 +36,7 @@ from engine.vad import Hangover, make_backend
 
 LATENCIES = (1.0, 5.0)
 # tuned on trn01..09 with `groupsense eval diar --tune` (never on dev*/sample)
-TUNED = ClusterConfig(new_speaker=0.35, update=0.4)
+TUNED = ClusterConfig(new_speaker=0.32, update=0.37)
 
 
 @dataclass(frozen=True, slots=True)
@@ -269,7 +269,11 @@ def add_subparser(what: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     )
     d.add_argument("--data", type=Path, default=None, help="folder with *.wav, *.rttm, *.uem")
     d.add_argument("--vad", choices=("silero", "webrtc"), default="silero")
-    d.add_argument("--oracle-vad", action="store_true", help="also score with reference speech")
+    d.add_argument(
+        "--oracle-vad",
+        action="store_true",
+        help="also score with reference speech (with --tune: tune with it instead)",
+    )
     d.add_argument(
         "--tune",
         nargs="?",
@@ -311,10 +315,11 @@ class CachedEmbedder(SpeakerEmbedder):
 def _grid_overlap(
     embedder: SpeakerEmbedder, items: list[Item], masks: dict[str, np.ndarray]
 ) -> list[dict[str, object]]:
-    """Overlap labelling (second voice when two centroids score close) on trn* only."""
+    """Overlap labelling (a second voice where two centroids score within `overlap_margin`
+    and the second at least `overlap_min`) on trn* only, with the tuned thresholds."""
     rows: list[dict[str, object]] = []
     grid: list[tuple[float | None, float]] = [(None, 0.0)] + [
-        (margin, low) for margin in (0.03, 0.06, 0.1, 0.15, 0.2) for low in (0.2, 0.3, 0.4, 0.5)
+        (m, low) for m in (0.03, 0.06, 0.1, 0.15, 0.2) for low in (0.2, 0.3, 0.4, 0.5)
     ]
     for latency in LATENCIES:
         for margin, low in grid:
@@ -323,32 +328,38 @@ def _grid_overlap(
             )
             r, _, _, _ = score(embedder, cfg, items, masks)
             rows.append(
-                {"latency_s": latency, "overlap_margin": margin, "overlap_min": low, "der": r.der,
-                 "miss": r.miss / r.total, "false_alarm": r.false_alarm / r.total,
-                 "confusion": r.confusion / r.total}
+                {"latency_s": latency, "overlap_margin": margin, "overlap_min": low,
+                 "der": r.der, "miss": r.miss / r.total,
+                 "false_alarm": r.false_alarm / r.total, "confusion": r.confusion / r.total}
             )  # fmt: skip
             print(
                 f"latency {latency:.0f} s  overlap_margin {margin}  overlap_min {low:.2f}  "
-                f"DER {r.der:6.1%}  miss {r.miss / r.total:6.1%}  FA {r.false_alarm / r.total:6.1%}"
-                f"  conf {r.confusion / r.total:6.1%}",
+                f"DER {r.der:6.1%}  miss {r.miss / r.total:6.1%}  "
+                f"FA {r.false_alarm / r.total:6.1%}  conf {r.confusion / r.total:6.1%}",
                 flush=True,
             )
     return rows
+
+
+NEW_SPEAKER_GRID = (0.25, 0.3, 0.32, 0.35, 0.38, 0.4, 0.45)
 
 
 def _grid_thresholds(
     embedder: SpeakerEmbedder,
     sets: list[tuple[str, list[Item], dict[str, np.ndarray]]],
 ) -> list[dict[str, object]]:
-    """new_speaker (update = new_speaker + 0.05) x confirmation margin, on each set."""
+    """new_speaker (update = new_speaker + 0.05) x confirmation margin, on each set, with
+    overlap labelling off (it is tuned afterwards, on top: --tune overlap)."""
     rows: list[dict[str, object]] = []
     for latency in LATENCIES:
-        for new in (0.25, 0.3, 0.35, 0.4, 0.45):
+        for new in NEW_SPEAKER_GRID:
             for confirm in (0.0, 0.05, 0.1, None):
                 if latency == 1.0 and confirm != 0.0:
                     continue  # 1 s leaves no look-ahead window to confirm with
                 cc = replace(TUNED, new_speaker=new, update=new + 0.05)
-                cfg = DiarizeConfig(latency_s=latency, cluster=cc, confirm_margin=confirm)
+                cfg = DiarizeConfig(
+                    latency_s=latency, cluster=cc, confirm_margin=confirm, overlap_margin=None
+                )
                 row: dict[str, object] = {
                     "latency_s": latency, "new_speaker": new, "update": cc.update,
                     "confirm_margin": confirm,
@@ -373,8 +384,10 @@ def _grid_eager(
     file's true speaker count as the expected count."""
     rows: list[dict[str, object]] = []
     for latency in LATENCIES:
-        for eager in (cluster.new_speaker, 0.4, 0.45, 0.5, 0.55, 0.6):
-            cfg = DiarizeConfig(latency_s=latency, cluster=replace(cluster, eager=eager))
+        for eager in (cluster.new_speaker, 0.35, 0.38, 0.4, 0.45, 0.5, 0.55, 0.6):
+            cfg = DiarizeConfig(
+                latency_s=latency, cluster=replace(cluster, eager=eager), overlap_margin=None
+            )
             row: dict[str, object] = {"latency_s": latency, "eager": eager}
             for name, its, m in sets:
                 row[name] = score(embedder, cfg, its, m, expected=True)[0].der
@@ -409,11 +422,18 @@ def run_diar(args: argparse.Namespace) -> int:
     train = [it for it in items if it.fid.startswith("trn")]
     if args.tune:
         embedder = CachedEmbedder(embedder)
+        if args.oracle_vad:  # tune on reference speech instead of the VAD's
+            masks = oracle
     if args.tune == "overlap":
         grid = _grid_overlap(embedder, train, masks)
     elif args.tune:
         spliced = [it for seed in args.splice_seeds for it in splice_items(train, seed=seed)]
-        smasks = {it.fid: vad_mask(it.hops, args.vad) for it in spliced}
+        smasks = {
+            it.fid: oracle_mask(it.ref, it.hops.shape[0])
+            if args.oracle_vad
+            else vad_mask(it.hops, args.vad)
+            for it in spliced
+        }
         tsets = [("trn", train, masks), ("splice", spliced, smasks)]
         if args.tune == "eager":
             grid = _grid_eager(embedder, tsets, TUNED)

@@ -235,6 +235,8 @@ def test_config_is_validated() -> None:
         DiarizeConfig(step_s=1.0, lookahead_s=1.0, window_s=1.5)
     with pytest.raises(ValueError):
         DiarizeConfig(overlap_margin=-0.1)
+    with pytest.raises(ValueError):
+        DiarizeConfig(confirm_margin=-0.1)
     assert DiarizeConfig(latency_s=5.0).smoothing == 8
     assert DiarizeConfig(latency_s=1.0).smoothing == 0
 
@@ -350,11 +352,11 @@ def test_two_real_voices_are_told_apart(
     d = SharedMicDiarizer(embedder, DiarizeConfig(latency_s=latency))
     labels = _run(d, hops, np.ones(hops.shape[0], bool), [50] * (hops.shape[0] // 50 + 1))
     assert 2 <= d.n_speakers <= 3
-    # CAM++ at the trn*-tuned threshold (0.35): both voices are told apart in every turn;
-    # what errs is half of the last turn, where voice B's third piece scores under 0.35
-    # against B's centroid and opens a third identity (DER 11.7 % at 1 s, 15.0 % at 5 s,
-    # where opening waits for a second window); GE2E stayed under 15 %. Not re-tuned here:
-    # these voices come from dev01 and sample, the files the DER is reported on.
+    # CAM++ at the trn*-tuned threshold (0.32): both voices are told apart in every turn;
+    # what errs is half of the last turn, where voice B's third piece scores under 0.32
+    # against B's centroid and opens a third identity (DER 11.7 % at 1 s and at 5 s; 15.0 %
+    # at 5 s with the earlier 0.35 and strict confirmation); GE2E stayed under 15 %. Not
+    # re-tuned here: these voices come from dev01 and sample, the files the DER is reported on.
     assert _der(labels, ref) < 0.2
 
 
@@ -448,3 +450,44 @@ def test_spliced_tuning_material_is_seeded_and_its_truth_matches_its_audio() -> 
             assert ((h != 0) == want).all(), (it.fid, s)
             if "-m" in it.fid:  # within a meeting the audio is copied as recorded
                 assert (h[:, want] == 100 + 10 * k).all()
+
+
+def test_cached_embedder_gives_the_embedder_s_embeddings(embedder: SpeakerEmbedder) -> None:
+    from cli.eval_diar import CachedEmbedder
+
+    rng = np.random.default_rng(5)
+    wins = [rng.normal(0, 0.1, 24000).astype(np.float32) for _ in range(3)]
+    cached = CachedEmbedder(embedder)
+    first = cached.embed(wins[:2])
+    again = cached.embed([wins[1], wins[2], wins[0]])
+    np.testing.assert_allclose(first, embedder.embed(wins[:2]), atol=1e-5)
+    np.testing.assert_allclose(again, embedder.embed([wins[1], wins[2], wins[0]]), atol=1e-5)
+    assert cached.embed([]).shape == (0, EMBED_DIM)
+
+
+@pytest.mark.realdata
+def test_overlapped_real_speech_gets_two_labels(
+    shared_data: Path, embedder: SpeakerEmbedder
+) -> None:
+    """trn09 (an AMI meeting, 13 s of its 30 s overlapped): at 1 s latency with the shared
+    microphone's silero VAD, the default overlap labelling gives a second voice to hops
+    only where the reference has two speakers (2 s of them: it catches little of the
+    overlap, but what it labels is right); with it off, no hop gets two labels."""
+    from cli.eval_diar import diarize, load_items, vad_mask
+    from engine.metrics import frames_from_intervals
+
+    (it,) = [x for x in load_items(shared_data / "diarization") if x.fid == "trn09"]
+    n = it.hops.shape[0]
+    mask = vad_mask(it.hops, "silero")
+    speakers = {t[2] for t in it.ref}
+    count = np.sum(
+        [frames_from_intervals([(a, b) for a, b, k in it.ref if k == s], n) for s in speakers],
+        axis=0,
+    )
+    labels, _, _ = diarize(embedder, DiarizeConfig(latency_s=1.0), it.hops, mask)
+    two = labels[:, 1] >= 0
+    assert two.sum() >= HOPS_PER_SECOND
+    assert (count[two] >= 2).mean() >= 0.9
+    assert (labels[two, 0] != labels[two, 1]).all()
+    off, _, _ = diarize(embedder, DiarizeConfig(latency_s=1.0, overlap_margin=None), it.hops, mask)
+    assert (off[:, 1] == -1).all()
