@@ -452,7 +452,7 @@ def run_diar(args: argparse.Namespace) -> int:
     vads = [(args.vad, masks)] + ([("oracle", oracle)] if args.oracle_vad else [])
     print(
         f"Online diarization DER on {root}: collar 0.25 s, overlap scored; "
-        f"thresholds tuned on trn* only ({len(train)} files)"
+        f"thresholds tuned on trn* only ({len(train)} files, and trn* turns spliced in memory)"
     )
     print(
         f"{'files':12} {'VAD':7} {'latency':>7} {'DER':>6} {'miss':>6} {'FA':>6} {'conf':>6} "
