@@ -235,6 +235,8 @@ def test_config_is_validated() -> None:
         DiarizeConfig(step_s=1.0, lookahead_s=1.0, window_s=1.5)
     with pytest.raises(ValueError):
         DiarizeConfig(overlap_margin=-0.1)
+    with pytest.raises(ValueError):
+        DiarizeConfig(confirm_margin=-0.1)
     assert DiarizeConfig(latency_s=5.0).smoothing == 8
     assert DiarizeConfig(latency_s=1.0).smoothing == 0
 
@@ -301,9 +303,9 @@ def test_labels_commit_within_latency(shared_data: Path, embedder: SpeakerEmbedd
         assert 0 < worst <= round(latency * HOPS_PER_SECOND)
 
 
-def _two_voices(shared_data: Path) -> tuple[np.ndarray, list[tuple[float, float, str]]]:
-    """Six 3 s turns alternating between two real voices from two recordings: sample.wav's
-    speaker90 and dev01.wav's MEE009 (their reference turns, concatenated)."""
+def _voices(shared_data: Path) -> list[np.ndarray]:
+    """Two real voices from two recordings, as hops: sample.wav's speaker90 and dev01.wav's
+    MEE009 (their reference turns, concatenated)."""
     root = shared_data / "diarization"
     voices = []
     for fid, rttm, spk in (
@@ -317,6 +319,12 @@ def _two_voices(shared_data: Path) -> tuple[np.ndarray, list[tuple[float, float,
         voices.append(
             np.concatenate([hops[round(t.start * 100) : round(t.end * 100)] for t in turns])
         )
+    return voices
+
+
+def _two_voices(shared_data: Path) -> tuple[np.ndarray, list[tuple[float, float, str]]]:
+    """Six 3 s turns alternating between the two real voices of `_voices`."""
+    voices = _voices(shared_data)
     seq, ref, t = [], [], 0
     for k in range(6):
         piece = voices[k % 2][(k // 2) * 300 : (k // 2) * 300 + 300]
@@ -344,11 +352,11 @@ def test_two_real_voices_are_told_apart(
     d = SharedMicDiarizer(embedder, DiarizeConfig(latency_s=latency))
     labels = _run(d, hops, np.ones(hops.shape[0], bool), [50] * (hops.shape[0] // 50 + 1))
     assert 2 <= d.n_speakers <= 3
-    # CAM++ at the trn*-tuned threshold (0.35): both voices are told apart in every turn;
-    # what errs is half of the last turn, where voice B's third piece scores under 0.35
-    # against B's centroid and opens a third identity (DER 11.7 % at 1 s, 15.0 % at 5 s,
-    # where opening waits for a second window); GE2E stayed under 15 %. Not re-tuned here:
-    # these voices come from dev01 and sample, the files the DER is reported on.
+    # CAM++ at the trn*-tuned threshold (0.32): both voices are told apart in every turn;
+    # what errs is half of the last turn, where voice B's third piece scores under 0.32
+    # against B's centroid and opens a third identity (DER 11.7 % at 1 s and at 5 s; 15.0 %
+    # at 5 s with the earlier 0.35 and strict confirmation); GE2E stayed under 15 %. Not
+    # re-tuned here: these voices come from dev01 and sample, the files the DER is reported on.
     assert _der(labels, ref) < 0.2
 
 
@@ -392,3 +400,94 @@ def test_identities_stay_stable_when_the_voices_come_back(
     first, last = labels[:n, 0], labels[(reps - 1) * n :, 0]
     assert d.n_speakers <= 3
     assert float(np.mean(first == last)) > 0.9
+
+
+def _marked_item(fid: str, ref: list[tuple[float, float, str]], speakers: list[str]) -> object:
+    """A 30 s item whose hops say who is in them: speaker k's hops are non-zero exactly at
+    samples j % (k + 2) == 0 (a pattern any gain keeps); overlapped hops carry both."""
+    from cli.eval_diar import Item
+
+    n = 3000
+    hops = np.zeros((n, HOP), np.int16)
+    centres = (np.arange(n) + 0.5) / HOPS_PER_SECOND
+    for a, b, s in ref:
+        k = speakers.index(s)
+        on = (centres >= a) & (centres < b)
+        pattern = (np.arange(HOP) % (k + 2) == 0).astype(np.int16)
+        hops[on] |= pattern * (100 + 10 * k)
+    return Item(fid, hops, ref, (0.0, 30.0))
+
+
+def test_spliced_tuning_material_is_seeded_and_its_truth_matches_its_audio() -> None:
+    from cli.eval_diar import SPLICE_TURN_S, meetings, splice_items
+
+    spk = ["P", "Q", "R", "S", "T"]
+    items = [  # two files of one meeting (P shared), one of another; overlaps included
+        _marked_item("trnA", [(0, 9, "P"), (8, 16, "Q"), (16, 28, "P")], spk),
+        _marked_item("trnB", [(1, 7, "Q"), (7, 14, "P"), (13.5, 29, "R")], spk),
+        _marked_item("trnC", [(0, 12, "S"), (12, 20, "T"), (19, 30, "S")], spk),
+    ]
+    assert [[it.fid for it in g] for g in meetings(items)] == [["trnA", "trnB"], ["trnC"]]  # type: ignore[attr-defined]
+    a, b, c = (splice_items(items, seed=s) for s in (3, 3, 4))  # type: ignore[arg-type]
+    assert [it.fid for it in a] == [it.fid for it in b]
+    for x, y in zip(a, b, strict=True):
+        np.testing.assert_array_equal(x.hops, y.hops)
+        assert x.ref == y.ref
+    assert any(x.ref != y.ref for x, y in zip(a, c, strict=False)) or len(a) != len(c)
+    assert any("-m" in it.fid for it in a) and any("-x" in it.fid for it in a)
+    lo, hi = (round(v * HOPS_PER_SECOND) for v in SPLICE_TURN_S)
+    for it in a:
+        assert it.uem == (0.0, it.hops.shape[0] / HOPS_PER_SECOND)
+        assert it.ref[0][0] == 0.0 and it.ref[-1][1] == it.uem[1]
+        for (_, e0, s0), (b1, _, s1) in zip(it.ref, it.ref[1:], strict=False):
+            assert e0 == b1 and s0 != s1, "turns tile the file and alternate"
+        for t0, t1, s in it.ref:
+            h = it.hops[round(t0 * HOPS_PER_SECOND) : round(t1 * HOPS_PER_SECOND)]
+            assert lo <= h.shape[0] <= hi
+            k = spk.index(s)
+            want = np.arange(HOP) % (k + 2) == 0
+            # every hop of the turn is that speaker alone: never silence, overlap or another
+            assert ((h != 0) == want).all(), (it.fid, s)
+            if "-m" in it.fid:  # within a meeting the audio is copied as recorded
+                assert (h[:, want] == 100 + 10 * k).all()
+
+
+def test_cached_embedder_gives_the_embedder_s_embeddings(embedder: SpeakerEmbedder) -> None:
+    from cli.eval_diar import CachedEmbedder
+
+    rng = np.random.default_rng(5)
+    wins = [rng.normal(0, 0.1, 24000).astype(np.float32) for _ in range(3)]
+    cached = CachedEmbedder(embedder)
+    first = cached.embed(wins[:2])
+    again = cached.embed([wins[1], wins[2], wins[0]])
+    np.testing.assert_allclose(first, embedder.embed(wins[:2]), atol=1e-5)
+    np.testing.assert_allclose(again, embedder.embed([wins[1], wins[2], wins[0]]), atol=1e-5)
+    assert cached.embed([]).shape == (0, EMBED_DIM)
+
+
+@pytest.mark.realdata
+def test_overlapped_real_speech_gets_two_labels(
+    shared_data: Path, embedder: SpeakerEmbedder
+) -> None:
+    """trn09 (an AMI meeting, 13 s of its 30 s overlapped): at 1 s latency with the shared
+    microphone's silero VAD, the default overlap labelling gives a second voice to hops
+    only where the reference has two speakers (2 s of them: it catches little of the
+    overlap, but what it labels is right); with it off, no hop gets two labels."""
+    from cli.eval_diar import diarize, load_items, vad_mask
+    from engine.metrics import frames_from_intervals
+
+    (it,) = [x for x in load_items(shared_data / "diarization") if x.fid == "trn09"]
+    n = it.hops.shape[0]
+    mask = vad_mask(it.hops, "silero")
+    speakers = {t[2] for t in it.ref}
+    count = np.sum(
+        [frames_from_intervals([(a, b) for a, b, k in it.ref if k == s], n) for s in speakers],
+        axis=0,
+    )
+    labels, _, _ = diarize(embedder, DiarizeConfig(latency_s=1.0), it.hops, mask)
+    two = labels[:, 1] >= 0
+    assert two.sum() >= HOPS_PER_SECOND
+    assert (count[two] >= 2).mean() >= 0.9
+    assert (labels[two, 0] != labels[two, 1]).all()
+    off, _, _ = diarize(embedder, DiarizeConfig(latency_s=1.0, overlap_margin=None), it.hops, mask)
+    assert (off[:, 1] == -1).all()
