@@ -341,12 +341,31 @@ def _grid_overlap(
     return rows
 
 
+Sets = list[tuple[str, list[Item], dict[str, np.ndarray]]]
+
+
+def _score_sets(
+    embedder: SpeakerEmbedder,
+    cfg: DiarizeConfig,
+    sets: Sets,
+    row: dict[str, object],
+    label: str,
+    *,
+    expected: bool = False,
+) -> dict[str, object]:
+    """One grid point: `row` plus each set's DER under its name, printed as it comes."""
+    for name, its, m in sets:
+        row[name] = score(embedder, cfg, its, m, expected=expected)[0].der
+    print(f"{label}  " + "  ".join(f"{name} {row[name]:6.1%}" for name, _, _ in sets), flush=True)
+    return row
+
+
 NEW_SPEAKER_GRID = (0.25, 0.3, 0.32, 0.35, 0.38, 0.4, 0.45)
 
 
 def _grid_thresholds(
     embedder: SpeakerEmbedder,
-    sets: list[tuple[str, list[Item], dict[str, np.ndarray]]],
+    sets: Sets,
 ) -> list[dict[str, object]]:
     """new_speaker (update = new_speaker + 0.05) x confirmation margin, on each set, with
     overlap labelling off (it is tuned afterwards, on top: --tune overlap)."""
@@ -364,20 +383,14 @@ def _grid_thresholds(
                     "latency_s": latency, "new_speaker": new, "update": cc.update,
                     "confirm_margin": confirm,
                 }  # fmt: skip
-                for name, its, m in sets:
-                    row[name] = score(embedder, cfg, its, m)[0].der
-                rows.append(row)
-                print(
-                    f"latency {latency:.0f} s  new_speaker {new:.2f}  confirm {confirm}  "
-                    + "  ".join(f"{name} {row[name]:6.1%}" for name, _, _ in sets),
-                    flush=True,
-                )
+                label = f"latency {latency:.0f} s  new_speaker {new:.2f}  confirm {confirm}"
+                rows.append(_score_sets(embedder, cfg, sets, row, label))
     return rows
 
 
 def _grid_eager(
     embedder: SpeakerEmbedder,
-    sets: list[tuple[str, list[Item], dict[str, np.ndarray]]],
+    sets: Sets,
     cluster: ClusterConfig,
 ) -> list[dict[str, object]]:
     """`eager` (the threshold while fewer identities than expected exist), with each
@@ -389,14 +402,8 @@ def _grid_eager(
                 latency_s=latency, cluster=replace(cluster, eager=eager), overlap_margin=None
             )
             row: dict[str, object] = {"latency_s": latency, "eager": eager}
-            for name, its, m in sets:
-                row[name] = score(embedder, cfg, its, m, expected=True)[0].der
-            rows.append(row)
-            print(
-                f"latency {latency:.0f} s  eager {eager:.2f}  (count given)  "
-                + "  ".join(f"{name} {row[name]:6.1%}" for name, _, _ in sets),
-                flush=True,
-            )
+            label = f"latency {latency:.0f} s  eager {eager:.2f}  (count given)"
+            rows.append(_score_sets(embedder, cfg, sets, row, label, expected=True))
     return rows
 
 
