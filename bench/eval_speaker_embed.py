@@ -29,7 +29,6 @@ import numpy as np
 from cli.eval_diar import load_items
 from engine.datasets import shared_data_dir
 from engine.diarize.embed import (
-    GE2E_DIM,
     MEL_HOP,
     Ge2eEmbedder,
     SpeakerEmbedder,
@@ -52,6 +51,7 @@ def eer(scores: np.ndarray, same: np.ndarray) -> float:
 
 
 DVEC_N_FFT, DVEC_WIN, DVEC_FRAMES, DVEC_STRIDE = 512, 400, 80, 40
+DVEC_DIM = 256  # the d-vector's size (GE2E's is the same by coincidence)
 
 
 class DVectorEmbedder:
@@ -87,7 +87,7 @@ class DVectorEmbedder:
         return np.log10(np.einsum("fb,mb->fm", power, self.fb) + np.float32(1e-10))
 
     def embed(self, windows: list[np.ndarray]) -> np.ndarray:
-        out = np.zeros((len(windows), GE2E_DIM), np.float32)
+        out = np.zeros((len(windows), DVEC_DIM), np.float32)
         for k, w in enumerate(windows):
             mel = self.log_mels(w)
             sub = np.lib.stride_tricks.sliding_window_view(mel, DVEC_FRAMES, axis=0)
