@@ -363,15 +363,28 @@ def frames_kernel(
     window: np.ndarray,  # float64 (FRAME,)
     out: np.ndarray,  # float64 (n, FRAME): windowed frames with their mean removed
 ) -> None:
+    # Four partial sums and 1-D row/segment views: the sum no longer waits on one
+    # accumulator and the write loop vectorises (out[i, j] with x[s + j] did not),
+    # 6-7x faster; the mean differs from a sequential sum by rounding only.
     flen = window.shape[0]
     for i in range(out.shape[0]):
         s = first + i * hop
-        mean = 0.0
+        seg = x[s : s + flen]
+        a0 = a1 = a2 = a3 = 0.0
+        j = 0
+        while j + 4 <= flen:
+            a0 += seg[j]
+            a1 += seg[j + 1]
+            a2 += seg[j + 2]
+            a3 += seg[j + 3]
+            j += 4
+        while j < flen:
+            a0 += seg[j]
+            j += 1
+        mean = ((a0 + a1) + (a2 + a3)) / flen
+        row = out[i]
         for j in range(flen):
-            mean += x[s + j]
-        mean /= flen
-        for j in range(flen):
-            out[i, j] = (x[s + j] - mean) * window[j]
+            row[j] = (seg[j] - mean) * window[j]
 
 
 @njit(cache=True, nogil=True)
@@ -386,12 +399,23 @@ def frame_level_kernel(
     By Parseval this is spectral_kernel's level up to float rounding (a few ulp). The
     wrapper uses it only on hops no output reads it from directly: non-speech hops,
     whose level only steers the syllable-nucleus tracker's peaks and valleys."""
+    flen = frames.shape[1]
     for i in range(frames.shape[0]):
         if skip[i]:
             continue
-        e = 0.0
-        for j in range(frames.shape[1]):
-            e += frames[i, j] * frames[i, j]
+        row = frames[i]
+        e0 = e1 = e2 = e3 = 0.0  # four partial sums: see frames_kernel
+        j = 0
+        while j + 4 <= flen:
+            e0 += row[j] * row[j]
+            e1 += row[j + 1] * row[j + 1]
+            e2 += row[j + 2] * row[j + 2]
+            e3 += row[j + 3] * row[j + 3]
+            j += 4
+        while j < flen:
+            e0 += row[j] * row[j]
+            j += 1
+        e = (e0 + e1) + (e2 + e3)
         out_level_db[i] = 10.0 * math.log10(e / window_power + 1e-12)
 
 
