@@ -164,16 +164,34 @@ def test_spectral_kernel_matches_reference() -> None:
     assert all(np.isfinite(o).all() for o in outs)
 
 
-def test_frame_level_kernel_matches_reference_and_spectral_level() -> None:
-    """The time-domain level used on hops without a spectrum: the numpy formula, and the
-    spectral kernel's level up to rounding (Parseval), including silence's -120 floor."""
+def test_frame_rows_kernel_frames_speech_and_levels_the_rest() -> None:
+    """Frames kept on speech hops and the hop before each, exactly as frames_kernel makes
+    them; on the other hops the time-domain level: the numpy formula, and the spectral
+    kernel's level up to rounding (Parseval), including silence's -120 floor."""
     x = np.concatenate((voice(6000, 150, 3), np.zeros(2000), voice(6000, 180, 4, clip=0.1)))
     n = (x.shape[0] - k.FRAME) // 160 + 1
     f = np.stack([x[i * 160 : i * 160 + k.FRAME] for i in range(n)])
     f = (f - f.mean(axis=1, keepdims=True)) * _WINDOW
-    got = np.empty(n)
-    k.frame_level_kernel(f, np.zeros(n, bool), _WINDOW_POWER, got)
-    assert_allclose(got, 10 * np.log10((f * f).sum(axis=1) / _WINDOW_POWER + 1e-12), rtol=1e-12)
+    speech = np.random.default_rng(4).random(n) < 0.3
+    speech[-1] = True
+    keep = speech.copy()
+    keep[:-1] |= speech[1:]
+    frames, rows, sel = np.empty((n, k.FRAME)), np.empty(n, np.int64), np.empty(n, bool)
+    got = np.full(n, np.nan)
+    m = k.frame_rows_kernel(x, 0, 160, _WINDOW, speech, _WINDOW_POWER, 7, frames, rows, sel, got)
+    assert m == keep.sum() and rows[:m].tolist() == (7 + np.flatnonzero(keep)).tolist()
+    assert sel[:m].tolist() == speech[keep].tolist()
+    assert_allclose(frames[:m], f[keep], rtol=1e-12, atol=1e-15)
+    ref = np.empty((n, k.FRAME))
+    k.frames_kernel(x, 0, 160, _WINDOW, ref)
+    assert (frames[:m] == ref[keep]).all()  # bit for bit: both paths give the same spectra
+    assert np.isnan(got[keep]).all()  # kept hops' level comes from their spectrum
+    want = 10 * np.log10((f * f).sum(axis=1) / _WINDOW_POWER + 1e-12)
+    assert_allclose(got[~keep], want[~keep], rtol=1e-12)
+    k.frame_rows_kernel(
+        x, 0, 160, _WINDOW, np.zeros(n, bool), _WINDOW_POWER, 0, frames, rows, sel, got
+    )
+    assert_allclose(got, want, rtol=1e-12)
     power, _ = frames_of(x)
     spectral = [np.empty(n) for _ in range(4)]
     k.spectral_kernel(

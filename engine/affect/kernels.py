@@ -356,6 +356,24 @@ def nuclei_initial_state() -> np.ndarray:
 
 
 @njit(cache=True, nogil=True)
+def _mean4(seg: np.ndarray) -> float:
+    """Mean with four partial sums (see frames_kernel)."""
+    flen = seg.shape[0]
+    a0 = a1 = a2 = a3 = 0.0
+    j = 0
+    while j + 4 <= flen:
+        a0 += seg[j]
+        a1 += seg[j + 1]
+        a2 += seg[j + 2]
+        a3 += seg[j + 3]
+        j += 4
+    while j < flen:
+        a0 += seg[j]
+        j += 1
+    return ((a0 + a1) + (a2 + a3)) / flen
+
+
+@njit(cache=True, nogil=True)
 def frames_kernel(
     x: np.ndarray,  # float64: samples
     first: int,  # index in x of the first frame's first sample
@@ -368,55 +386,67 @@ def frames_kernel(
     # 6-7x faster; the mean differs from a sequential sum by rounding only.
     flen = window.shape[0]
     for i in range(out.shape[0]):
-        s = first + i * hop
-        seg = x[s : s + flen]
-        a0 = a1 = a2 = a3 = 0.0
-        j = 0
-        while j + 4 <= flen:
-            a0 += seg[j]
-            a1 += seg[j + 1]
-            a2 += seg[j + 2]
-            a3 += seg[j + 3]
-            j += 4
-        while j < flen:
-            a0 += seg[j]
-            j += 1
-        mean = ((a0 + a1) + (a2 + a3)) / flen
+        seg = x[first + i * hop : first + i * hop + flen]
+        mean = _mean4(seg)
         row = out[i]
         for j in range(flen):
             row[j] = (seg[j] - mean) * window[j]
 
 
 @njit(cache=True, nogil=True)
-def frame_level_kernel(
-    frames: np.ndarray,  # float64 (n, FRAME): windowed frames, as frames_kernel makes them
-    skip: np.ndarray,  # bool (n): rows left alone (their level comes from the spectrum)
+def frame_rows_kernel(
+    x: np.ndarray,  # float64: samples
+    first: int,  # index in x of the first hop's frame's first sample
+    hop: int,
+    window: np.ndarray,  # float64 (FRAME,)
+    speech: np.ndarray,  # bool (n): the hops' speech mask
     window_power: float,  # sum of window^2
-    out_level_db: np.ndarray,  # float64 (n): frame RMS level, dBFS (floor -120)
-) -> None:
-    """Frame level from time-domain energy, for hops whose spectrum is never computed.
+    base: int,  # the first hop's index in the caller's batch
+    out_frames: np.ndarray,  # float64 (>= rows written, FRAME): frames of the hops kept
+    out_rows: np.ndarray,  # int64 (>= rows written): base + hop index of each kept frame
+    out_speech: np.ndarray,  # bool (>= rows written): each kept frame's speech flag
+    out_level_db: np.ndarray,  # float64 (n): level of the hops not kept, dBFS (floor -120)
+) -> int:
+    """Frame the hops whose spectrum a kernel reads (speech hops and the hop before
+    each: the flux compares with it), as frames_kernel would; for the other hops only
+    the level from time-domain energy, which by Parseval is spectral_kernel's level up
+    to rounding (it steers the syllable-nucleus tracker). Returns the frames written.
 
-    By Parseval this is spectral_kernel's level up to float rounding (a few ulp). The
-    wrapper uses it only on hops no output reads it from directly: non-speech hops,
-    whose level only steers the syllable-nucleus tracker's peaks and valleys."""
-    flen = frames.shape[1]
-    for i in range(frames.shape[0]):
-        if skip[i]:
+    Why fused: most hops are not speech, and storing their frames only to sum their
+    squares cost a pass over megabytes per tick and most of the framing time."""
+    flen = window.shape[0]
+    n = speech.shape[0]
+    r = 0
+    for i in range(n):
+        seg = x[first + i * hop : first + i * hop + flen]
+        mean = _mean4(seg)
+        if speech[i] or (i + 1 < n and speech[i + 1]):
+            row = out_frames[r]
+            for j in range(flen):
+                row[j] = (seg[j] - mean) * window[j]
+            out_rows[r] = base + i
+            out_speech[r] = speech[i]
+            r += 1
             continue
-        row = frames[i]
-        e0 = e1 = e2 = e3 = 0.0  # four partial sums: see frames_kernel
+        e0 = e1 = e2 = e3 = 0.0
         j = 0
         while j + 4 <= flen:
-            e0 += row[j] * row[j]
-            e1 += row[j + 1] * row[j + 1]
-            e2 += row[j + 2] * row[j + 2]
-            e3 += row[j + 3] * row[j + 3]
+            v0 = (seg[j] - mean) * window[j]
+            v1 = (seg[j + 1] - mean) * window[j + 1]
+            v2 = (seg[j + 2] - mean) * window[j + 2]
+            v3 = (seg[j + 3] - mean) * window[j + 3]
+            e0 += v0 * v0
+            e1 += v1 * v1
+            e2 += v2 * v2
+            e3 += v3 * v3
             j += 4
         while j < flen:
-            e0 += row[j] * row[j]
+            v0 = (seg[j] - mean) * window[j]
+            e0 += v0 * v0
             j += 1
         e = (e0 + e1) + (e2 + e3)
         out_level_db[i] = 10.0 * math.log10(e / window_power + 1e-12)
+    return r
 
 
 F_F0, F_LOUD, F_JITTER, F_SHIMMER, F_HNR, F_ALPHA, F_HAMM, F_FLUX = range(8)

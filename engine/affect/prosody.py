@@ -84,6 +84,9 @@ def _window() -> tuple[np.ndarray, np.ndarray, float]:
 
 
 _WINDOW, _WINDOW_ACF, _WINDOW_POWER = _window()
+FFT_BLOCK = 32
+"""Frames per FFT call: the transforms' temporaries then stay in cache (one call over a
+tick's 600+ frames spilt megabytes and cost 40-50 % more per frame)."""
 _BINS = np.array(
     [round(f * k.NFFT / SAMPLE_RATE) for f in (50.0, 1000.0, 2000.0, 5000.0)] + [k.N_BINS],
     dtype=np.int64,
@@ -370,50 +373,57 @@ def process_batch(
         for t, m, n in zip(trackers, masks, counts, strict=True)
     ]
     total = sum(counts) + sum(pre)
+    # Frames only where a kernel reads a spectrum (speech hops and the hop before each,
+    # whose spectrum the next hop's flux compares with); other hops get their level only.
     frames = np.empty((total, k.FRAME))
-    is_speech = np.zeros(total, dtype=np.bool_)
+    rows = np.empty(total, dtype=np.int64)  # each frame's row in the batch
+    sel = np.empty(total, dtype=np.bool_)  # each frame's speech flag
+    level, alpha, hamm, flux = np.zeros((4, total))
     bufs: list[np.ndarray] = []
     starts: list[int] = []  # each stream's first row (its extra previous hop, if any)
     first = HISTORY + HOP - k.FRAME
-    row = 0
+    row = kept = 0
     for t, pcm, n, m, p in zip(trackers, pcms, counts, masks, pre, strict=True):
         buf = np.empty(HISTORY + pcm.shape[0])
         buf[:HISTORY] = t.state.history
         np.multiply(pcm, 1.0 / 32768.0, out=buf[HISTORY:])
         bufs.append(buf)
         starts.append(row)
-        if p:
-            k.frames_kernel(buf, first - HOP, HOP, _WINDOW, frames[row : row + 1])
-            row += 1
-        k.frames_kernel(buf, first, HOP, _WINDOW, frames[row : row + n])
-        is_speech[row : row + n] = m
-        row += n
+        if p:  # the previous hop, framed again from the history: its spectrum only
+            m = np.concatenate(([False], m))
+        kept += k.frame_rows_kernel(
+            buf,
+            first - HOP * p,
+            HOP,
+            _WINDOW,
+            m,
+            _WINDOW_POWER,
+            row,
+            frames[kept:],
+            rows[kept:],
+            sel[kept:],
+            level[row : row + n + p],
+        )
+        row += n + p
     starts.append(row)
-    # Spectra on speech rows and the row before each (the flux's previous hop; that
-    # covers the extra rows). At a stream's last row this may take the next stream's
-    # first: a spare spectrum, harmless.
-    need = is_speech.copy()
-    need[:-1] |= is_speech[1:]
-    rows = np.flatnonzero(need)
-    dense = len(rows) == total
-    level, alpha, hamm, flux = np.zeros((4, total))
-    # Called even when every row has a spectrum (it then does nothing), so that a
-    # warm-up on all-speech audio compiles it and no live session stalls on it later.
-    k.frame_level_kernel(frames, need, _WINDOW_POWER, level)
+    rows = rows[:kept]
     lag_max = max((t.config.lag_hi for t in trackers), default=0) + 2
     acf = np.zeros((total, lag_max))
-    power = np.empty((0, k.N_BINS))
-    if len(rows):
-        spec = np.fft.rfft(frames if dense else frames[rows], k.NFFT, axis=1)
-        power = spec.real * spec.real + spec.imag * spec.imag
+    power = np.empty((kept, k.N_BINS))
+    for a in range(0, kept, FFT_BLOCK):
+        b = min(a + FFT_BLOCK, kept)
+        spec = np.fft.rfft(frames[a:b], k.NFFT, axis=1)
+        pw = power[a:b]
+        np.multiply(spec.real, spec.real, out=pw)
+        pw += spec.imag * spec.imag
         # The autocorrelation only where the pitch kernel reads it, on speech hops: the
         # inverse FFT costs about a third of the forward one.
-        sel = is_speech if dense else is_speech[rows]
-        n_sel = int(np.count_nonzero(sel))
-        if n_sel == len(rows):
-            acf[rows] = np.fft.irfft(power, k.NFFT, axis=1)[:, :lag_max]
+        s = sel[a:b]
+        n_sel = int(np.count_nonzero(s))
+        if n_sel == b - a:
+            acf[rows[a:b]] = np.fft.irfft(pw, k.NFFT, axis=1)[:, :lag_max]
         elif n_sel:
-            acf[rows[sel]] = np.fft.irfft(power[sel], k.NFFT, axis=1)[:, :lag_max]
+            acf[rows[a:b][s]] = np.fft.irfft(pw[s], k.NFFT, axis=1)[:, :lag_max]
     bounds = np.searchsorted(rows, starts).tolist()  # each stream's spectra: [lo, hi)
     results = []
     for i, (t, buf, n, m, p) in enumerate(zip(trackers, bufs, counts, masks, pre, strict=True)):
