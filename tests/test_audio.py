@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 from pathlib import Path
 
@@ -119,6 +120,27 @@ def test_framer_hops_are_exact_whatever_the_chunking():
     assert not tail[0, 77:].any()  # zero-padded
     assert f.hops_emitted == n_hops + 1
     assert f.flush().shape == (0, HOP)  # nothing left
+
+
+def test_framer_whole_hop_chunks_take_the_short_path_and_mix_with_partial_ones():
+    """20 ms chunks on an empty framer come back as the samples themselves (the live
+    case); after a partial chunk they go through the ring again, with the same hops."""
+    rng = np.random.default_rng(2)
+    x = rng.integers(-32768, 32767, 40 * 320, dtype=np.int16)
+    f = Framer()
+    hops, pos = [], 0
+    for n in itertools.cycle((320, 320, 77, 83, 320, 160, 0, 480, 250, 70)):
+        if pos >= x.size:
+            break
+        chunk = x[pos : pos + n]
+        out = f.push(chunk)
+        if n and not n % HOP and pos % HOP == 0:
+            assert np.shares_memory(out, chunk)  # no copy through the ring
+        hops.append(out.copy())
+        pos += n
+    got = np.concatenate(hops)
+    assert_array_equal(got.reshape(-1), x[: got.size])
+    assert got.shape[0] == x.size // HOP == f.hops_emitted
 
 
 def test_framer_flush_pads_with_zeros_even_after_louder_hops():
