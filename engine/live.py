@@ -373,7 +373,7 @@ class LiveEngine:
         elif not consent:
             p.affect = None
             p.cue_changes.clear()
-            p.pipeline.audio.clear()
+            p.pipeline.take_audio()
         p.pipeline.keep_audio = consent
 
     def _jitter(self) -> JitterBuffer:
@@ -827,13 +827,9 @@ class LiveEngine:
         there: the same results (prosody is chunking-invariant), cues at most 90 ms later."""
         items: list[tuple[int, LiveParticipant, np.ndarray, np.ndarray]] = []
         for p in ps:
-            if (
-                not force
-                and p.affect is not None
-                and sum(sp.shape[0] for _, sp in p.pipeline.audio) < AFFECT_BLOCK_HOPS
-            ):
+            if not force and p.affect is not None and p.pipeline.audio_hops < AFFECT_BLOCK_HOPS:
                 continue  # not 100 ms yet: keep it for the next tick
-            audio = p.pipeline.audio
+            audio = p.pipeline.take_audio()
             if p.affect is not None and audio:
                 # contiguous blocks ending at hops_done: one item (one prosody call)
                 end = p.epoch_hop + p.pipeline.hops_done
@@ -842,7 +838,6 @@ class LiveEngine:
                 else:
                     pcm = np.concatenate([h.reshape(-1) for h, _ in audio])
                     items.append((end, p, pcm, np.concatenate([sp for _, sp in audio])))
-            audio.clear()
         items.sort(key=lambda it: it[0])
         # One item per participant; calls of at most AFFECT_MAX_HOPS hops, so that the
         # batched FFT's transient memory stays bounded when the engine runs behind (it

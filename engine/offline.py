@@ -228,14 +228,14 @@ def _feed_affect(
     batched call per block); the audio is dropped right after."""
     queues = []
     for p, a in zip(pipelines, streams, strict=True):
-        if a is not None and p.audio:
-            end = p.hops_done - sum(sp.shape[0] for _, sp in p.audio)
+        held, audio = p.audio_hops, p.take_audio()
+        if a is not None and audio:
+            end = p.hops_done - held
             items = []
-            for hops, speech in p.audio:
+            for hops, speech in audio:
                 end += speech.shape[0]
                 items.append((a, hops.reshape(-1), speech, end))
             queues.append(items)
-        p.audio.clear()
     while any(queues):
         batch = [q.pop(0) for q in queues if q]
         affect_step(

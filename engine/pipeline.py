@@ -32,7 +32,8 @@ class ParticipantPipeline:
     keep_levels: bool = False  # collect per-hop levels (dBFS) for bleed detection
     levels: list[np.ndarray] = field(default_factory=list)  # consumer clears them
     keep_audio: bool = False  # hand hops + VAD flags to the affect path (consent only)
-    audio: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)  # consumer clears
+    audio: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)  # see take_audio
+    audio_hops: int = 0  # hops held in `audio`: counted, not summed, on every tick
     unscored: list[np.ndarray] = field(default_factory=list)  # kept hops awaiting their prob
     hops_done: int = 0  # hops the VAD has scored (a chunked model scores some a call later)
     hops_stepped: int = 0  # hops handed to the VAD (scored or not yet)
@@ -50,6 +51,12 @@ class ParticipantPipeline:
             self.pending.append(hops.copy())
             self.hops_in += hops.shape[0]
 
+    def take_audio(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Hand over the kept hops and their speech flags; the pipeline forgets them."""
+        out, self.audio = self.audio, []
+        self.audio_hops = 0
+        return out
+
     @property
     def pending_hops(self) -> int:
         return sum(h.shape[0] for h in self.pending)
@@ -61,7 +68,7 @@ class ParticipantPipeline:
         self.pending.clear()
         self.segments.clear()
         self.levels.clear()
-        self.audio.clear()
+        self.take_audio()
         self.kept.clear()
         self.unscored.clear()
         self.hops_in = 0
@@ -103,6 +110,7 @@ def _scored(p: ParticipantPipeline, hops: np.ndarray | None, probs: np.ndarray) 
     if hops is not None and hops.shape[0]:
         if not p.unscored and hops.shape[0] == probs.shape[0]:  # the usual case: no wait
             p.audio.append((hops, probs >= p.hangover.config.threshold))
+            p.audio_hops += hops.shape[0]
             return
         p.unscored.append(hops)
     n = probs.shape[0]
@@ -112,6 +120,7 @@ def _scored(p: ParticipantPipeline, hops: np.ndarray | None, probs: np.ndarray) 
     if waiting.shape[0] < n:
         raise ValueError(f"{n} probabilities for {waiting.shape[0]} hops awaiting one")
     p.audio.append((waiting[:n], probs >= p.hangover.config.threshold))
+    p.audio_hops += n
     p.unscored.clear()
     if waiting.shape[0] > n:
         p.unscored.append(waiting[n:])

@@ -127,9 +127,8 @@ def _feed(stream: AffectStream, audio: np.ndarray) -> list:
     for k in range(0, audio.shape[0], 1600):  # 100 ms blocks, as the live tick gives
         p.feed(audio[k : k + 1600])
         step(backend, [p])
-        for hops, speech in p.audio:
+        for hops, speech in p.take_audio():
             changed += affect_step([stream], [hops.reshape(-1)], [speech], [p.hops_done])
-        p.audio.clear()
     return changed
 
 

@@ -35,6 +35,7 @@ def consenting_engine(n: int) -> tuple[LiveEngine, list[live.LiveParticipant]]:
 def give_audio(p: live.LiveParticipant, hops: int, seed: int) -> None:
     pcm = np.random.default_rng(seed).normal(0, 2000, (hops, HOP)).astype(np.int16)
     p.pipeline.audio.append((pcm, np.ones(hops, bool)))
+    p.pipeline.audio_hops += hops
     p.pipeline.hops_done += hops
 
 
@@ -60,7 +61,7 @@ def test_a_lagging_engine_feeds_prosody_in_bounded_batches(calls: list[int]) -> 
     assert sum(calls) == 24 * 300 and max(calls) <= AFFECT_MAX_HOPS and len(calls) >= 8
     for p in ps:
         assert p.affect is not None and p.affect.prosody.state.hops == 300
-        assert not p.pipeline.audio
+        assert not p.pipeline.audio and p.pipeline.audio_hops == 0
 
 
 def test_hops_wait_for_100_ms_unless_forced(calls: list[int]) -> None:

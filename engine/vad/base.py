@@ -70,6 +70,17 @@ class Hangover:
     def push(self, probs: np.ndarray) -> list[SpeechSegment]:
         """Feed probabilities in hop order; return the segments that closed."""
         c = self.config
+        if probs.shape[0] < self._out.shape[0]:  # the live case, a tick's hops: one call
+            n = kernels.hangover_kernel(
+                np.ascontiguousarray(probs, np.float32),
+                self._state,
+                c.threshold,
+                c.threshold - c.hysteresis,
+                c.min_speech_hops,
+                c.min_silence_hops,
+                self._out,
+            )
+            return [SpeechSegment(int(a), int(b)) for a, b in self._out[:n]] if n else []
         segments: list[SpeechSegment] = []
         for start in range(0, probs.shape[0], self._out.shape[0] - 1):
             chunk = np.ascontiguousarray(probs[start : start + self._out.shape[0] - 1], np.float32)
