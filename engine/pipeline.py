@@ -83,10 +83,9 @@ def step(backend: VadBackend, pipelines: Sequence[ParticipantPipeline]) -> list[
         return []
     hops = [p.pending[0] if len(p.pending) == 1 else np.concatenate(p.pending) for p in ready]
     probs = backend.process([p.vad_state for p in ready], hops)
+    _levels(ready, hops)
     closed: list[SpeechSegment] = []
     for p, h, pr in zip(ready, hops, probs, strict=True):
-        if p.keep_levels:
-            p.levels.append(hop_levels(h))
         if p.keep_hops:
             p.kept.append(h)
         p.hops_stepped += h.shape[0]
@@ -96,6 +95,21 @@ def step(backend: VadBackend, pipelines: Sequence[ParticipantPipeline]) -> list[
         p.segments.extend(new)
         closed.extend(new)
     return closed
+
+
+def _levels(ready: Sequence[ParticipantPipeline], hops: Sequence[np.ndarray]) -> None:
+    """Per-hop levels for the bleed stage, of every stream that keeps them, in one
+    kernel call (a call per stream cost more than the kernel's work)."""
+    want = [i for i, p in enumerate(ready) if p.keep_levels]
+    if not want:
+        return
+    both = hops[want[0]] if len(want) == 1 else np.concatenate([hops[i] for i in want])
+    levels = hop_levels(both)
+    at = 0
+    for i in want:
+        n = hops[i].shape[0]
+        ready[i].levels.append(levels[at : at + n])
+        at += n
 
 
 def _scored(p: ParticipantPipeline, hops: np.ndarray | None, probs: np.ndarray) -> None:

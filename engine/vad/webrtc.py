@@ -23,12 +23,14 @@ except ImportError:  # pragma: no cover - a webrtcvad build without it
 class WebRtcState:
     aggressiveness: int
     vad: webrtcvad.Vad = field(init=False)
+    core: object = field(init=False)  # the C object behind `vad`, or None
 
     def __post_init__(self) -> None:
-        self.vad = webrtcvad.Vad(self.aggressiveness)
+        self.reset()
 
     def reset(self) -> None:
         self.vad = webrtcvad.Vad(self.aggressiveness)
+        self.core = getattr(self.vad, "_vad", None)
 
 
 class WebRtcBackend:
@@ -45,21 +47,42 @@ class WebRtcBackend:
     def process(
         self, states: Sequence[VadStreamState], hops: Sequence[np.ndarray]
     ) -> list[np.ndarray]:
-        results = []
+        ours: list[WebRtcState] = []
         for state, h in zip(states, hops, strict=True):
             if not isinstance(state, WebRtcState):
                 raise TypeError(f"not a webrtc stream state: {type(state).__name__}")
             check_hops(h)
-            h = np.ascontiguousarray(h)
-            core = getattr(state.vad, "_vad", None)
-            if _process is not None and core is not None:
-                # The C call behind Vad.is_speech, once per hop over the rows of `h`:
-                # the same decisions without a Python frame per hop.
-                decisions = map(_process, repeat(core), repeat(SAMPLE_RATE), h, repeat(HOP))
-            else:
-                decisions = map(state.vad.is_speech, (bytes(row) for row in h), repeat(SAMPLE_RATE))
-            results.append(np.fromiter(decisions, dtype=np.float32, count=h.shape[0]))
+            ours.append(state)
+        cores = [s.core for s in ours]
+        if _process is None or None in cores or len(hops) < 2:
+            return [self._one(s, h) for s, h in zip(ours, hops, strict=True)]
+        # Every stream's hops in one pass: the C call behind Vad.is_speech once per hop,
+        # each with its stream's own detector, and no Python frame or array per stream
+        # (a live tick has a few hops per stream; the per-stream set-up cost more).
+        counts = [h.shape[0] for h in hops]
+        flat = np.concatenate(hops)
+        per_hop = [c for c, n in zip(cores, counts, strict=True) for _ in range(n)]
+        out = np.fromiter(
+            map(_process, per_hop, repeat(SAMPLE_RATE), flat, repeat(HOP)),
+            dtype=np.float32,
+            count=flat.shape[0],
+        )
+        results, at = [], 0
+        for n in counts:
+            results.append(out[at : at + n])
+            at += n
         return results
+
+    @staticmethod
+    def _one(state: WebRtcState, h: np.ndarray) -> np.ndarray:
+        h = np.ascontiguousarray(h)
+        if _process is not None and state.core is not None:
+            # The C call behind Vad.is_speech, once per hop over the rows of `h`:
+            # the same decisions without a Python frame per hop.
+            decisions = map(_process, repeat(state.core), repeat(SAMPLE_RATE), h, repeat(HOP))
+        else:
+            decisions = map(state.vad.is_speech, (bytes(row) for row in h), repeat(SAMPLE_RATE))
+        return np.fromiter(decisions, dtype=np.float32, count=h.shape[0])
 
     def flush(self, state: VadStreamState) -> np.ndarray:
         return np.zeros(0, dtype=np.float32)
