@@ -58,8 +58,9 @@ CONCEAL_SAMPLES = 100 * SAMPLES_PER_MS  # a lost packet or two: bridge with zero
 DTX_FILL_SAMPLES = 1000 * SAMPLES_PER_MS  # DTX pauses up to this are fed as silence
 SKEW_TOLERANCE_MS = 1000
 SKEW_WARN_EVERY_S = 30.0
-AFFECT_BLOCK_HOPS = 10  # consenting participants' audio goes to prosody per 100 ms: the
-# per-call cost of its kernels then counts once per 10 hops, not once per tick
+AFFECT_BLOCK_HOPS = 50  # consenting participants' audio goes to prosody per 500 ms, each
+# participant at its own phase (so each tick takes a share): per-call costs then count
+# once per 50 hops; 100 ms blocks cost 26 % more (bench/bench_prosody.py, affect_step)
 BLEED_BLOCK_HOPS = 10  # a session's bleed stage steps every 100 ms of session time, not
 # every tick: its per-call cost was a fifth of the engine's; it gives the same segments
 # (chunking-invariant), released to the signals at most 90 ms later
@@ -110,6 +111,7 @@ class LiveParticipant:
     level_hops: int = 0  # hops of this epoch whose levels have been collected
     lost: list[tuple[int, int]] = field(default_factory=list)  # session hops of lost audio
     affect: AffectStream | None = None  # only with the participant's consent
+    affect_due: int = 0  # session hop up to which audio gathers before prosody runs
     cue_changes: list[Cue] = field(default_factory=list)  # raised/cleared, not yet announced
     unknown_hops: int = 0
     last_end_hop: int = -1
@@ -823,16 +825,20 @@ class LiveEngine:
     def _feed_affect(self, ps: list[LiveParticipant], *, force: bool = True) -> None:
         """Executor side: the consenting participants' new hops through prosody, the
         affect model and their cues, batched; the audio is dropped right after. Unless
-        `force`d (an epoch ends), a participant's hops wait until AFFECT_BLOCK_HOPS are
-        there: the same results (prosody is chunking-invariant), cues at most 90 ms later."""
+        `force`d (an epoch ends), a participant's hops wait for the end of their block of
+        AFFECT_BLOCK_HOPS session hops, phased by their id so that participants take
+        turns: the same results (prosody is chunking-invariant), cues at most 490 ms later."""
         items: list[tuple[int, LiveParticipant, np.ndarray, np.ndarray]] = []
         for p in ps:
-            if not force and p.affect is not None and p.pipeline.audio_hops < AFFECT_BLOCK_HOPS:
-                continue  # not 100 ms yet: keep it for the next tick
+            end = p.epoch_hop + p.pipeline.hops_done
+            if not force and p.affect is not None and end < p.affect_due:
+                continue  # its block is not complete: keep the hops for a later tick
             audio = p.pipeline.take_audio()
             if p.affect is not None and audio:
+                if not force:
+                    phase = zlib.crc32(p.pid.encode()) % AFFECT_BLOCK_HOPS
+                    p.affect_due = end - (end - phase) % AFFECT_BLOCK_HOPS + AFFECT_BLOCK_HOPS
                 # contiguous blocks ending at hops_done: one item (one prosody call)
-                end = p.epoch_hop + p.pipeline.hops_done
                 if len(audio) == 1:
                     items.append((end, p, audio[0][0].reshape(-1), audio[0][1]))
                 else:

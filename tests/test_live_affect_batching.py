@@ -1,8 +1,11 @@
 """The live affect path's batching: consenting participants' hops go to prosody per
-100 ms (not per tick), and a batched call never takes more than AFFECT_MAX_HOPS hops,
-so the batched FFT's memory stays bounded when the engine runs behind."""
+block of AFFECT_BLOCK_HOPS (not per tick), and a batched call never takes more than
+AFFECT_MAX_HOPS hops, so the batched FFT's memory stays bounded when the engine runs
+behind."""
 
 from __future__ import annotations
+
+import zlib
 
 import numpy as np
 import pytest
@@ -64,17 +67,27 @@ def test_a_lagging_engine_feeds_prosody_in_bounded_batches(calls: list[int]) -> 
         assert not p.pipeline.audio and p.pipeline.audio_hops == 0
 
 
-def test_hops_wait_for_100_ms_unless_forced(calls: list[int]) -> None:
-    engine, ps = consenting_engine(2)
-    give_audio(ps[0], AFFECT_BLOCK_HOPS - 2, 0)
-    give_audio(ps[1], AFFECT_BLOCK_HOPS, 1)
-    engine._feed_affect(ps, force=False)
-    assert calls == [AFFECT_BLOCK_HOPS]  # only the one with 100 ms
-    assert len(ps[0].pipeline.audio) == 1
-    give_audio(ps[0], 2, 2)  # now 100 ms, in two blocks: one call, blocks merged
-    engine._feed_affect(ps, force=False)
-    assert calls == [AFFECT_BLOCK_HOPS, AFFECT_BLOCK_HOPS]
-    give_audio(ps[0], 3, 3)
-    engine._feed_affect([ps[0]])  # an epoch ends: whatever is there
-    assert calls[-1] == 3 and ps[0].affect is not None
-    assert ps[0].affect.prosody.state.hops == AFFECT_BLOCK_HOPS + 3
+def test_hops_wait_for_their_block_and_participants_take_turns(calls: list[int]) -> None:
+    """Live ticks bring two hops per participant; prosody gets each participant's hops
+    once per block of AFFECT_BLOCK_HOPS, at a phase of its own, so no tick takes
+    everyone's blocks at once; an ending epoch (forced) takes whatever is there."""
+    engine, ps = consenting_engine(10)
+    per_tick = []
+    for tick in range(100):  # 2 s of 20 ms ticks
+        for i, p in enumerate(ps):
+            give_audio(p, 2, tick * 10 + i)
+        before = sum(calls)
+        engine._feed_affect(ps, force=False)
+        per_tick.append(sum(calls) - before)
+    assert per_tick[0] == 10 * 2  # the first tick starts everyone's blocks
+    for p in ps:
+        assert p.affect is not None
+        fed = p.affect.prosody.state.hops
+        phase = zlib.crc32(p.pid.encode()) % AFFECT_BLOCK_HOPS
+        assert 200 - AFFECT_BLOCK_HOPS < fed <= 200 and (fed - phase) % AFFECT_BLOCK_HOPS <= 1
+        assert p.pipeline.audio_hops == 200 - fed  # the rest waits, counted
+    busy = {t % (AFFECT_BLOCK_HOPS // 2) for t, n in enumerate(per_tick) if n and t}
+    assert len(busy) >= 4 and max(per_tick[1:]) < 10 * AFFECT_BLOCK_HOPS  # turns, not all
+    engine._feed_affect(ps)  # an epoch ends: whatever is there
+    assert all(p.affect is not None and p.affect.prosody.state.hops == 200 for p in ps)
+    assert all(p.pipeline.audio_hops == 0 and not p.pipeline.audio for p in ps)
