@@ -58,12 +58,15 @@ CONCEAL_SAMPLES = 100 * SAMPLES_PER_MS  # a lost packet or two: bridge with zero
 DTX_FILL_SAMPLES = 1000 * SAMPLES_PER_MS  # DTX pauses up to this are fed as silence
 SKEW_TOLERANCE_MS = 1000
 SKEW_WARN_EVERY_S = 30.0
-AFFECT_BLOCK_HOPS = 50  # consenting participants' audio goes to prosody per 500 ms, each
-# participant at its own phase (so each tick takes a share): per-call costs then count
-# once per 50 hops; 100 ms blocks cost 26 % more (bench/bench_prosody.py, affect_step)
+AFFECT_BLOCK_HOPS = 50  # consenting participants' audio goes to prosody per 500 ms:
+# per-call costs then count once per 50 hops (100 ms blocks cost 26 % more per hop)
+AFFECT_PHASES = 5  # blocks end at one of 5 phases, 100 ms apart, picked by participant
+# id: each phase's participants share one batched call (a phase per participant left
+# two or three streams per call, and the calls' own costs came back)
 BLEED_BLOCK_HOPS = 10  # a session's bleed stage steps every 100 ms of session time, not
 # every tick: its per-call cost was a fifth of the engine's; it gives the same segments
 # (chunking-invariant), released to the signals at most 90 ms later
+AFFECT_PHASES = 5
 AFFECT_MAX_HOPS = 1024  # hops per batched prosody call: about 30 MB of spectra at most
 
 
@@ -826,8 +829,9 @@ class LiveEngine:
         """Executor side: the consenting participants' new hops through prosody, the
         affect model and their cues, batched; the audio is dropped right after. Unless
         `force`d (an epoch ends), a participant's hops wait for the end of their block of
-        AFFECT_BLOCK_HOPS session hops, phased by their id so that participants take
-        turns: the same results (prosody is chunking-invariant), cues at most 490 ms later."""
+        AFFECT_BLOCK_HOPS session hops, at one of AFFECT_PHASES phases (by their id) so
+        that groups of participants take turns: the same results (prosody is chunking-
+        invariant), cues at most 490 ms later."""
         items: list[tuple[int, LiveParticipant, np.ndarray, np.ndarray]] = []
         for p in ps:
             end = p.epoch_hop + p.pipeline.hops_done
@@ -836,7 +840,8 @@ class LiveEngine:
             audio = p.pipeline.take_audio()
             if p.affect is not None and audio:
                 if not force:
-                    phase = zlib.crc32(p.pid.encode()) % AFFECT_BLOCK_HOPS
+                    spacing = AFFECT_BLOCK_HOPS // AFFECT_PHASES
+                    phase = zlib.crc32(p.pid.encode()) % AFFECT_PHASES * spacing
                     p.affect_due = end - (end - phase) % AFFECT_BLOCK_HOPS + AFFECT_BLOCK_HOPS
                 # contiguous blocks ending at hops_done: one item (one prosody call)
                 if len(audio) == 1:

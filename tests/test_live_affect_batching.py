@@ -13,7 +13,7 @@ import pytest
 import engine.live as live
 from engine.config import LiveConfig, VadConfig
 from engine.ingest import Codec, Role, StreamSpec
-from engine.live import AFFECT_BLOCK_HOPS, AFFECT_MAX_HOPS, LiveEngine
+from engine.live import AFFECT_BLOCK_HOPS, AFFECT_MAX_HOPS, AFFECT_PHASES, LiveEngine
 from engine.types import HOP
 
 
@@ -83,11 +83,11 @@ def test_hops_wait_for_their_block_and_participants_take_turns(calls: list[int])
     for p in ps:
         assert p.affect is not None
         fed = p.affect.prosody.state.hops
-        phase = zlib.crc32(p.pid.encode()) % AFFECT_BLOCK_HOPS
+        phase = zlib.crc32(p.pid.encode()) % AFFECT_PHASES * (AFFECT_BLOCK_HOPS // AFFECT_PHASES)
         assert 200 - AFFECT_BLOCK_HOPS < fed <= 200 and (fed - phase) % AFFECT_BLOCK_HOPS <= 1
         assert p.pipeline.audio_hops == 200 - fed  # the rest waits, counted
     busy = {t % (AFFECT_BLOCK_HOPS // 2) for t, n in enumerate(per_tick) if n and t}
-    assert len(busy) >= 4 and max(per_tick[1:]) < 10 * AFFECT_BLOCK_HOPS  # turns, not all
+    assert len(busy) >= 3 and max(per_tick[1:]) < 10 * AFFECT_BLOCK_HOPS  # turns, not all
     engine._feed_affect(ps)  # an epoch ends: whatever is there
     assert all(p.affect is not None and p.affect.prosody.state.hops == 200 for p in ps)
     assert all(p.pipeline.audio_hops == 0 and not p.pipeline.audio for p in ps)
