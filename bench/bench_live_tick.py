@@ -8,12 +8,15 @@ participants, bleed, segments into signals) and snapshot publishing.
 
     pytest bench/bench_live_tick.py --benchmark-only      # 48 streams, 100 ms ticks
     python bench/bench_live_tick.py [--streams 64] [--codec pcm] [--vad webrtc] [--ticks 750]
+                                    [--stages]
 
 The command line uses `groupsense bench`'s server settings (20 ms ticks, 20 ms jitter
 window, a snapshot every 50 ms, every participant consenting) and prints the process's
 CPU time per stream-second. It measures whichever engine Python imports, so the same
 command compares two commits side by side: run it alternately with
-`PYTHONPATH=<a checkout of each>` (a `git worktree`), a few times each.
+`PYTHONPATH=<a checkout of each>` (a `git worktree`), a few times each. `--stages` also
+splits the time by stage (each stage's own thread CPU time, through wrappers made here:
+the engine is not changed), so the table says where the time goes.
 
 extra_info (pytest) gives `us_per_stream_s` (CPU per second of one stream's audio) and
 the streams one core would hold at that cost.
@@ -23,8 +26,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import itertools
 import time
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 from benchutil import pin_one_core
@@ -117,18 +123,57 @@ def test_live_tick(benchmark, vad: str, codec: str) -> None:  # type: ignore[no-
         rig.close()
 
 
+STAGES = (  # (owner, attribute, label): the executor's stages, then the event loop's
+    ("engine.live:LiveEngine", "_analyse", "executor: all"),
+    ("engine.live", "step", "executor: VAD step"),
+    ("engine.live:LiveEngine", "_feed_affect", "executor: affect path"),
+    ("engine.affect.stream", "process_batch", "executor: affect: prosody"),
+    ("engine.affect.stream", "batch_features", "executor: affect: model features"),
+    ("engine.live:LiveEngine", "_place", "executor: placing audio"),
+    ("engine.live:LiveEngine", "push_frame", "loop: ingest (push_frame)"),
+    ("engine.live:LiveEngine", "_advance_bleed", "loop: bleed step"),
+    ("engine.live:LiveEngine", "_publish_due", "loop: snapshots"),
+)
+
+
+def time_stages(spent: collections.Counter[str]) -> None:
+    """Wrap each stage so that its calls add their thread CPU time to `spent`."""
+    import importlib
+
+    for owner, attr, label in STAGES:
+        module, _, cls = owner.partition(":")
+        target: Any = importlib.import_module(module)
+        if cls:
+            target = getattr(target, cls)
+        fn: Callable[..., Any] = getattr(target, attr)
+
+        def timed(*args: Any, _fn: Callable[..., Any] = fn, _label: str = label, **kw: Any) -> Any:
+            t = time.thread_time()
+            try:
+                return _fn(*args, **kw)
+            finally:
+                spent[_label] += time.thread_time() - t
+
+        setattr(target, attr, timed)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--streams", type=int, default=64)
     ap.add_argument("--codec", choices=("opus", "pcm"), default="pcm")
     ap.add_argument("--vad", default="webrtc")
     ap.add_argument("--ticks", type=int, default=750, help="measured 20 ms ticks")
+    ap.add_argument("--stages", action="store_true", help="split the CPU time by stage")
     args = ap.parse_args()
     pin_one_core()
+    spent: collections.Counter[str] = collections.Counter()
+    if args.stages:
+        time_stages(spent)
     rig = Rig(args.vad, args.codec, streams=args.streams, tick_frames=1, snapshot_s=0.05)
     try:
         for _ in range(100):  # unmeasured: the affect windows and baselines fill up
             rig.tick()
+        spent.clear()
         cpu = time.process_time()
         for _ in range(args.ticks):
             rig.tick()
@@ -140,6 +185,12 @@ def main() -> None:
         f"{args.vad}/{args.codec}, {args.streams} consenting streams, 20 ms ticks: "
         f"{us:,.0f} us CPU per stream-second ({int(1e6 / us)} streams per core)"
     )
+    if args.stages:
+        stream_s = args.streams * args.ticks * FRAME_MS / 1000
+        top = [label for _, _, label in STAGES if label.count(":") == 1 and "executor" not in label]
+        rest = cpu - spent["executor: all"] - sum(spent[label] for label in top)
+        for label, secs in [(lb, spent[lb]) for _, _, lb in STAGES] + [("loop: the rest", rest)]:
+            print(f"  {label:<36}{secs / stream_s * 1e6:>7,.0f} us per stream-second")
 
 
 if __name__ == "__main__":
