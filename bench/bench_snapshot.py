@@ -18,13 +18,16 @@ checkouts' outputs can be diffed for identity.
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import time
 
 from bench_live_tick import FRAME_MS, Rig
 from benchutil import pin_one_core
 
+import engine.live
 from engine.live import LiveEngine
+from engine.privacy import Pseudonymizer
 
 
 class QuietRig(Rig):
@@ -85,6 +88,8 @@ def main() -> None:
     ap.add_argument("--digest", help="write every view of a fixed feed here instead")
     args = ap.parse_args()
     pin_one_core()
+    # pseudonyms from a fixed secret, so that two runs' views compare
+    engine.live.Pseudonymizer = functools.partial(Pseudonymizer, b"bench_snapshot")  # type: ignore[misc, assignment]
     rig = QuietRig("webrtc", "pcm", streams=args.streams, tick_frames=5, snapshot_s=0.05)
     try:
         if args.digest:
