@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import bisect
 import math
+import operator
 import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -131,9 +132,10 @@ def balance(values: Sequence[float]) -> tuple[float, float]:
 
 
 def _entropy(vals: Sequence[float], total: float) -> float:
-    """Normalised entropy of the shares `vals / total` (two or more, total > 0)."""
-    shares = [v / total for v in vals]
-    return -sum(p * math.log(p) for p in shares if p > 0) / math.log(len(vals))
+    """Normalised entropy of the shares `vals / total` (two or more, total > 0); ints
+    give the same floats (v / total converts v exactly, far below 2**53)."""
+    log = math.log
+    return -sum([p * log(p) for p in [v / total for v in vals] if p > 0]) / log(len(vals))
 
 
 def _balance_hops(amounts: Sequence[int], *, gini: bool = True) -> tuple[float, float]:
@@ -148,10 +150,10 @@ def _balance_hops(amounts: Sequence[int], *, gini: bool = True) -> tuple[float, 
     total = float(sum(amounts))  # exact, as balance's float sum is: far below 2**53
     if n < 2 or total <= 0:
         return 1.0, 0.0
-    entropy = _entropy([float(v) for v in amounts], total)
+    entropy = _entropy(amounts, total)
     if not gini:
         return entropy, 0.0
-    half = sum((2 * k - n + 1) * x for k, x in enumerate(sorted(amounts)))
+    half = sum(map(operator.mul, range(1 - n, n, 2), sorted(amounts)))  # 2k - n + 1
     return entropy, float(2 * half) / (2 * n * n * (total / n))
 
 
