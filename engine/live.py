@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import logging
 import math
 import time
@@ -602,49 +603,56 @@ class LiveEngine:
         return view
 
     def _view(self, s: LiveSession, events: tuple[str, ...], final: bool = False) -> SessionView:
+        """A snapshot of `s` (every session, every `snapshot_interval_s`: keep it lean).
+
+        What is the same for a shared mic's sub-participants (connection, affect, cues)
+        is worked out once per stream."""
         now = s.now_hop()
         opened = _open_segments(s)
         sig = s.signals.snapshot(now, opened)
+        figures = sig.participants
         views = []
-        rows = [  # a shared mic appears as its sub-participants, never itself
-            (name, p)
-            for pid, p in s.participants.items()
-            for name in (p.mic.names if p.mic is not None else [pid])
-        ]
-        for name, p in rows:
-            f = sig.participants[name]
-            unknown = p.unknown_hops + (0 if p.connected else max(now - p.position_hop(), 0))
-            # a sub-participant speaks while the mic does and their labels run to now
-            speaking = p.speaking and (p.mic is None or opened[name] is not None)
-            views.append(
-                ParticipantView(
-                    participant_id=name,
-                    role=p.spec.role.value,
-                    connected=p.connected,
-                    speaking=speaking,
-                    speaking_s=f.speaking_s,
-                    share=f.share,
-                    since_last_spoke_s=0.0 if speaking else f.since_last_spoke_s,
-                    unknown_s=unknown / HOPS_PER_SECOND,
-                    share_5min=f.share_5min,
-                    share_1min=f.share_1min,
-                    share_vs_equal=f.share_vs_equal,
-                    turns=f.turns,
-                    mean_turn_s=f.mean_turn_s,
-                    longest_turn_s=f.longest_turn_s,
-                    backchannels=f.backchannels,
-                    response_latency_s=_or(f.response_latency_s, -1.0),
-                    responses=f.responses,
-                    overlap_s=f.overlap_s,
-                    overlaps=f.overlaps,
-                    interruptions_made=f.interruptions_made,
-                    interruptions_received=f.interruptions_received,
-                    affect=p.affect is not None,
-                    arousal=p.affect.mean_arousal if p.affect is not None else -1.0,
-                    valence=p.affect.mean_valence if p.affect is not None else -1.0,
-                    cues=_cues_of(p, final),
-                )
+        for pid, p in s.participants.items():
+            role, connected, affect = p.spec.role.value, p.connected, p.affect
+            unknown = p.unknown_hops + (0 if connected else max(now - p.position_hop(), 0))
+            arousal, valence = (
+                (affect.mean_arousal, affect.mean_valence) if affect is not None else (-1.0, -1.0)
             )
+            cues = _cues_of(p, final)
+            # a shared mic appears as its sub-participants, never itself; a sub-participant
+            # speaks while the mic does and their labels run to now
+            for name in p.mic.names if p.mic is not None else (pid,):
+                f = figures[name]
+                speaking = p.speaking and (p.mic is None or opened[name] is not None)
+                views.append(
+                    ParticipantView(
+                        participant_id=name,
+                        role=role,
+                        connected=connected,
+                        speaking=speaking,
+                        speaking_s=f.speaking_s,
+                        share=f.share,
+                        since_last_spoke_s=0.0 if speaking else f.since_last_spoke_s,
+                        unknown_s=unknown / HOPS_PER_SECOND,
+                        share_5min=f.share_5min,
+                        share_1min=f.share_1min,
+                        share_vs_equal=f.share_vs_equal,
+                        turns=f.turns,
+                        mean_turn_s=f.mean_turn_s,
+                        longest_turn_s=f.longest_turn_s,
+                        backchannels=f.backchannels,
+                        response_latency_s=_or(f.response_latency_s, -1.0),
+                        responses=f.responses,
+                        overlap_s=f.overlap_s,
+                        overlaps=f.overlaps,
+                        interruptions_made=f.interruptions_made,
+                        interruptions_received=f.interruptions_received,
+                        affect=affect is not None,
+                        arousal=arousal,
+                        valence=valence,
+                        cues=cues,
+                    )
+                )
         return session_view(
             s.session_id,
             s.seq,
@@ -1063,6 +1071,15 @@ def _or(value: float, default: float) -> float:
     return default if math.isnan(value) else value
 
 
+@functools.lru_cache(maxsize=4096)
+def _transition(from_id: str, to_id: str, count: int) -> Transition:
+    """Cached: a session of 8 that has talked a while has dozens of (from, to) pairs, and
+    each snapshot (each 50 ms) carried a new Transition for every one, though a count
+    changes only when the floor does. They are frozen, so snapshots may share them; per
+    pair, so that the cache stays small (about 1 MB) however large a session is."""
+    return Transition(from_id=from_id, to_id=to_id, count=count)
+
+
 def session_view(
     session_id: str,
     seq: int,
@@ -1093,8 +1110,6 @@ def session_view(
         overlap_s=sig.overlap_s,
         turn_rate_per_min=sig.turn_rate_per_min,
         facilitator_share=_or(sig.facilitator_share, -1.0),
-        follows=tuple(
-            Transition(from_id=a, to_id=b, count=n) for (a, b), n in sorted(sig.follows.items())
-        ),
+        follows=tuple(_transition(a, b, n) for (a, b), n in sorted(sig.follows.items())),
         alerts=alerts,
     )

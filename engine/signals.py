@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import bisect
 import math
+import operator
 import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ from engine.config import SignalConfig
 from engine.types import HOPS_PER_SECOND, SpeechSegment
 
 TURN_GAP_HOPS = HOPS_PER_SECOND  # pauses up to 1 s stay inside an utterance
+Memo = str | tuple[str, str]  # a `_memo` key: a figure, or (a figure, a participant)
 
 
 def _hops(seconds: float) -> int:
@@ -123,11 +125,36 @@ def balance(values: Sequence[float]) -> tuple[float, float]:
     n = len(vals)
     if n < 2 or total <= 0:
         return 1.0, 0.0
-    shares = [v / total for v in vals]
-    entropy = -sum(p * math.log(p) for p in shares if p > 0) / math.log(n)
+    entropy = _entropy(vals, total)
     diffs = sum(abs(a - b) for a in vals for b in vals)
     gini = diffs / (2 * n * n * (total / n))
     return entropy, gini
+
+
+def _entropy(vals: Sequence[float], total: float) -> float:
+    """Normalised entropy of the shares `vals / total` (two or more, total > 0); ints
+    give the same floats (v / total converts v exactly, far below 2**53)."""
+    log = math.log
+    return -sum([p * log(p) for p in [v / total for v in vals] if p > 0]) / log(len(vals))
+
+
+def _balance_hops(amounts: Sequence[int], *, gini: bool = True) -> tuple[float, float]:
+    """`balance` of whole hops (non-negative ints), the same floats, for every snapshot.
+
+    Its Gini takes n^2 float differences; of integers these are exact, so their sum is
+    the integer sum over sorted amounts (each x_k counts 2k - n + 1 times, k from 0),
+    O(n log n). `gini=False` leaves the Gini at 0.0, for when only entropy is wanted."""
+    if amounts and min(amounts) < 0:
+        raise ValueError("balance needs non-negative amounts")
+    n = len(amounts)
+    total = float(sum(amounts))  # exact, as balance's float sum is: far below 2**53
+    if n < 2 or total <= 0:
+        return 1.0, 0.0
+    entropy = _entropy(amounts, total)
+    if not gini:
+        return entropy, 0.0
+    half = sum(map(operator.mul, range(1 - n, n, 2), sorted(amounts)))  # 2k - n + 1
+    return entropy, float(2 * half) / (2 * n * n * (total / n))
 
 
 def _speech_matrix(
@@ -160,7 +187,7 @@ class SweepState:
     open_members: set[str] = field(default_factory=set)  # who is in the open overlap
     overlaps: list[tuple[int, int]] = field(default_factory=list)  # completed, >= min
     silences: list[tuple[int, int]] = field(default_factory=list)  # completed, >= min
-    memo: dict[str, tuple[int, Any]] = field(default_factory=dict)  # see _memo
+    memo: dict[Memo, tuple[int, Any]] = field(default_factory=dict)  # see _memo
 
     def reset(self) -> None:
         self.memo.clear()
@@ -262,7 +289,7 @@ class FloorState:
     made: dict[str, int] = field(default_factory=dict)  # interruptions made, per person
     received: dict[str, int] = field(default_factory=dict)
     walked_until: int = -1  # start of the last utterance walked
-    memo: dict[str, tuple[int, Any]] = field(default_factory=dict)  # see _memo
+    memo: dict[Memo, tuple[int, Any]] = field(default_factory=dict)  # see _memo
 
     def reset(self) -> None:
         self.holder, self.holder_end, self.walked_until = None, -1, -1
@@ -393,7 +420,7 @@ def _median(values: Sequence[int]) -> float:
     return statistics.median(values) / HOPS_PER_SECOND
 
 
-def _memo(memo: dict[str, tuple[int, Any]], key: str, items: list[Any], fn: Any) -> Any:
+def _memo(memo: dict[Memo, tuple[int, Any]], key: Memo, items: Sequence[Any], fn: Any) -> Any:
     """`fn(items)`, recomputed only when the append-only list `items` has grown: a
     snapshot a second over a 90-minute session should not redo its whole history."""
     hit = memo.get(key)
@@ -407,6 +434,31 @@ def _current_silence(last_ends: Iterable[int], now: int) -> int:
     """Hops since anyone last spoke (0 before anyone has, or while someone speaks)."""
     latest = max(last_ends, default=-1)
     return max(now - latest, 0) if latest >= 0 else 0
+
+
+def _sum_max(durations: Sequence[int]) -> tuple[int, int]:
+    return sum(durations), max(durations, default=0)
+
+
+def _silence_figures(
+    silences: Sequence[tuple[int, int]],
+) -> tuple[tuple[tuple[float, float], ...], int, int]:
+    """(the silences in seconds, their total and longest length in hops)."""
+    return (
+        tuple((a / HOPS_PER_SECOND, b / HOPS_PER_SECOND) for a, b in silences),
+        sum(b - a for a, b in silences),
+        max((b - a for a, b in silences), default=0),
+    )
+
+
+def _total_length(spans: Sequence[tuple[int, int]]) -> int:
+    return sum(b - a for a, b in spans)
+
+
+def _interruption_times(
+    interruptions: Sequence[tuple[int, str, str]],
+) -> tuple[tuple[float, str, str], ...]:
+    return tuple((h / HOPS_PER_SECOND, by, of) for h, by, of in interruptions)
 
 
 def _figures(
@@ -423,7 +475,11 @@ def _figures(
     windows: tuple[Mapping[str, int], Mapping[str, int]] | None = None,
 ) -> SessionSignals:
     """Assemble figures from the floor walk, the sweep and the segments up to `now`
-    (`segs` needs only the last 5 minutes when `spoken` and `last_end` are given)."""
+    (`segs` needs only the last 5 minutes when `spoken` and `last_end` are given).
+
+    The live path calls this for every snapshot of every session (each 50 ms under
+    load), so the per-participant loop looks each table up once and builds no closures
+    or key strings; what only grows is summed once per growth (`_memo`)."""
     if spoken is None:
         spoken = {p: speaking_hops(segs[p]) for p in pids}
     if last_end is None:
@@ -438,49 +494,41 @@ def _figures(
         w5, w1 = windows
     t5, t1 = sum(w5.values()), sum(w1.values())
     n = len(pids)
-    made, received = floor.made, floor.received
+    memo, turn_hops, latencies = floor.memo, floor.turn_hops, floor.latencies
+    backchannels, made, received = floor.backchannels, floor.made, floor.received
+    overlap_hops, overlap_counts = sweep_state.overlap_hops, sweep_state.overlap_counts
     out = {}
     for p in pids:
-        durs = floor.turn_hops.get(p, [])
-        turn_sum, turn_max = _memo(
-            floor.memo, f"turns:{p}", durs, lambda x: (sum(x), max(x, default=0))
-        )
-        lats = floor.latencies.get(p, [])
-        share = spoken[p] / total if total else 0.0
+        durs = turn_hops.get(p, ())
+        turn_sum, turn_max = _memo(memo, ("turns", p), durs, _sum_max)
+        lats = latencies.get(p, ())
+        sp, end, a5, a1 = spoken[p], last_end[p], w5[p], w1[p]
+        share = sp / total if total else 0.0
         out[p] = ParticipantSignals(
-            speaking_s=spoken[p] / HOPS_PER_SECOND,
+            speaking_s=sp / HOPS_PER_SECOND,
             share=share,
-            share_5min=w5[p] / t5 if t5 else 0.0,
-            speech_5min_s=w5[p] / HOPS_PER_SECOND,
-            share_1min=w1[p] / t1 if t1 else 0.0,
+            share_5min=a5 / t5 if t5 else 0.0,
+            speech_5min_s=a5 / HOPS_PER_SECOND,
+            share_1min=a1 / t1 if t1 else 0.0,
             share_vs_equal=share * n,
             turns=len(durs),
             mean_turn_s=(turn_sum / len(durs) / HOPS_PER_SECOND) if durs else 0.0,
             longest_turn_s=turn_max / HOPS_PER_SECOND,
-            backchannels=floor.backchannels.get(p, 0),
-            since_last_spoke_s=-1.0
-            if last_end[p] < 0
-            else max(now - last_end[p], 0) / HOPS_PER_SECOND,
-            response_latency_s=_memo(floor.memo, f"latency:{p}", lats, _median),
+            backchannels=backchannels.get(p, 0),
+            since_last_spoke_s=-1.0 if end < 0 else max(now - end, 0) / HOPS_PER_SECOND,
+            response_latency_s=_memo(memo, ("latency", p), lats, _median),
             responses=len(lats),
-            overlap_s=sweep_state.overlap_hops.get(p, 0) / HOPS_PER_SECOND,
-            overlaps=sweep_state.overlap_counts.get(p, 0),
+            overlap_s=overlap_hops.get(p, 0) / HOPS_PER_SECOND,
+            overlaps=overlap_counts.get(p, 0),
             interruptions_made=made.get(p, 0),
             interruptions_received=received.get(p, 0),
         )
-    entropy, gini = balance([spoken[p] for p in pids])
-    entropy5, _ = balance([w5[p] for p in pids])
+    entropy, gini = _balance_hops([spoken[p] for p in pids])
+    entropy5, _ = _balance_hops([w5[p] for p in pids], gini=False)
     fac = [p for p in pids if roles.get(p) == "facilitator"]
     silences = sweep_state.silences
     sil_tuple, sil_total, sil_longest = _memo(
-        sweep_state.memo,
-        "silences",
-        silences,
-        lambda x: (
-            tuple((a / HOPS_PER_SECOND, b / HOPS_PER_SECOND) for a, b in x),
-            sum(b - a for a, b in x),
-            max((b - a for a, b in x), default=0),
-        ),
+        sweep_state.memo, "silences", silences, _silence_figures
     )
     minutes = now / HOPS_PER_SECOND / 60.0
     changes = sum(floor.follows.values())
@@ -495,21 +543,14 @@ def _figures(
         longest_group_silence_s=sil_longest / HOPS_PER_SECOND,
         current_group_silence_s=_current_silence(last_end.values(), now) / HOPS_PER_SECOND,
         overlaps=len(sweep_state.overlaps),
-        overlap_s=_memo(
-            sweep_state.memo, "overlap", sweep_state.overlaps, lambda x: sum(b - a for a, b in x)
-        )
+        overlap_s=_memo(sweep_state.memo, "overlap", sweep_state.overlaps, _total_length)
         / HOPS_PER_SECOND,
         turn_rate_per_min=changes / minutes if minutes > 0 else 0.0,
         facilitator_share=(sum(spoken[p] for p in fac) / total if total else 0.0)
         if fac
         else math.nan,
         follows=dict(floor.follows),
-        interruptions=_memo(
-            floor.memo,
-            "interruptions",
-            floor.interruptions,
-            lambda x: tuple((h / HOPS_PER_SECOND, by, of) for h, by, of in x),
-        ),
+        interruptions=_memo(floor.memo, "interruptions", floor.interruptions, _interruption_times),
         silences=sil_tuple,
     )
 
@@ -724,16 +765,18 @@ class SignalTracker:
         last_end: dict[str, int] = {}
         w5: dict[str, int] = {}
         w1: dict[str, int] = {}
+        lo5, lo1 = now - _hops(300.0), now - _hops(60.0)
         for pid, t in self._tracks.items():
+            sp, end = t.spoken, t.segments[-1].end if t.segments else -1
+            upto = sp if end <= now else t.speech_before(now)  # all of it, usually
+            a5, a1 = upto - t.speech_before(lo5), upto - t.speech_before(lo1)
             o = open_segments.get(pid)
-            spoken[pid] = t.spoken + (o.end - o.start if o is not None else 0)
-            last_end[pid] = max(
-                t.segments[-1].end if t.segments else -1, o.end if o is not None else -1
-            )
-            for w, lo in ((w5, now - _hops(300.0)), (w1, now - _hops(60.0))):
-                w[pid] = t.speech_before(now) - t.speech_before(lo)
-                if o is not None:
-                    w[pid] += max(0, min(o.end, now) - max(o.start, lo))
+            if o is not None:
+                sp += o.end - o.start
+                end = max(end, o.end)
+                a5 += max(0, min(o.end, now) - max(o.start, lo5))
+                a1 += max(0, min(o.end, now) - max(o.start, lo1))
+            spoken[pid], last_end[pid], w5[pid], w1[pid] = sp, end, a5, a1
         return _figures(
             pids=list(self._tracks),
             roles={p: t.role for p, t in self._tracks.items()},

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from engine.signals import (
     TURN_GAP_HOPS,
+    _balance_hops,
+    balance,
     longest_silence,
     speaking_figures,
     speaking_hops,
@@ -107,3 +111,19 @@ def test_figures_use_hops_of_ten_ms():
     assert f["a"].share == pytest.approx(0.25)
     assert f["a"].longest_silence_s == pytest.approx(0.03)
     assert f["b"].longest_silence_s == pytest.approx(0.01)
+
+
+def test_snapshot_balance_equals_balance_exactly():
+    """Snapshots take balance through _balance_hops (integer Gini, O(n log n)): the
+    same floats as `balance`, not merely close ones."""
+    rng = random.Random(5)
+    cases = [[], [0], [7], [0, 0], [0, 5], [3, 3, 3], [1, 0, 0, 0]]
+    for _ in range(500):
+        n = rng.randint(2, 12)
+        top = rng.choice([3, 100, 10**4, 6 * 10**5])
+        cases.append([rng.randint(0, top) * rng.randint(0, 1) for _ in range(n)])
+    for amounts in cases:
+        assert _balance_hops(amounts) == balance(amounts), amounts
+        assert _balance_hops(amounts, gini=False)[0] == balance(amounts)[0], amounts
+    with pytest.raises(ValueError):
+        _balance_hops([-1, 2])

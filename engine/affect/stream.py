@@ -93,6 +93,9 @@ class AffectStream:
     windows: int = 0
     arousal_sum: float = 0.0  # over all windows: the session's mean
     valence_sum: float = 0.0
+    means_of: int = field(default=-1, init=False, repr=False, compare=False)  # `windows`
+    # the cached recent means were computed at (-1: none); see _recent_means
+    means: tuple[float, float] = field(default=(-1.0, -1.0), init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self.cues = CueDetector(self.participant, self.config, WINDOW_S)
@@ -106,14 +109,34 @@ class AffectStream:
         self.valence.clear()
         self.windows = 0
         self.arousal_sum = self.valence_sum = 0.0
+        self.means_of = -1
+
+    def _recent_means(self) -> tuple[float, float]:
+        """(mean arousal, mean valence) of the recent windows, -1 without one.
+
+        Cached until the next window: every snapshot (each 50 ms) asks, a window comes
+        at most every 2 s of speech, and np.mean's call overhead on a 30-item deque cost
+        more than the rest of a participant's view. Only `affect_step` adds to the
+        deques, and it counts every window in `windows` after adding it; reset() drops
+        the cache. `windows` is read first, so a view taken on the event loop while the
+        executor adds a window is at worst recomputed once more, never left stale. The
+        values are np.mean's own (a running sum would round differently)."""
+        windows = self.windows
+        if self.means_of != windows:
+            self.means = (
+                float(np.mean(self.arousal)) if self.arousal else -1.0,
+                float(np.mean(self.valence)) if self.valence else -1.0,
+            )
+            self.means_of = windows
+        return self.means
 
     @property
     def mean_arousal(self) -> float:
-        return float(np.mean(self.arousal)) if self.arousal else -1.0
+        return self._recent_means()[0]
 
     @property
     def mean_valence(self) -> float:
-        return float(np.mean(self.valence)) if self.valence else -1.0
+        return self._recent_means()[1]
 
 
 def affect_step(
