@@ -11,6 +11,7 @@ confidence. Definitions in docs/signals.md.
 from __future__ import annotations
 
 import math
+import warnings
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -94,7 +95,10 @@ class WindowBaseline:
             self.values.append(v)
             if len(self.values) == self.learn_windows:
                 stack = np.vstack(self.values)
-                with np.errstate(all="ignore"):
+                # a feature never measured while learning (no voiced hop, say) stays NaN,
+                # which nanmedian announces with a warning per call: expected, not news
+                with np.errstate(all="ignore"), warnings.catch_warnings():
+                    warnings.simplefilter("ignore", RuntimeWarning)
                     med = np.nanmedian(stack, axis=0)
                     mad = np.nanmedian(np.abs(stack - med), axis=0) * 1.4826
                 self.median = med
