@@ -86,6 +86,15 @@ class StreamingTidy:
         self.fed += mask.shape[0]
         return self._emit(out)
 
+    def skip(self, n: int) -> bool:
+        """`push` of `n` False hops where nothing is held: True if done (the output is
+        `n` False hops, like the input); False if something is held (call `push`)."""
+        if not self.gap_dead or self.run:
+            return False
+        self.fed += n
+        self.emitted += n
+        return True
+
     def finish(self) -> np.ndarray:
         """The mask has ended: release what is held, with the end-of-mask rule."""
         out: list[tuple[bool, int]] = []
@@ -161,7 +170,10 @@ class _Stream:
 
     tidy: StreamingTidy
     mask_base: int  # session hop of mask[0]
-    levels: list[tuple[int, np.ndarray]] = field(default_factory=list)  # (first hop, dBFS)
+    levels: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+    """Per-hop dBFS from the stage's `done` on (the floor where none came): written as
+    levels arrive, so a step copies one slice instead of walking many small arrays."""
+    level_end: int = 0  # levels[level_end:] were never written: all floor
     queue: deque[SpeechSegment] = field(default_factory=deque)  # final, not yet cleaned
     mask: np.ndarray = field(default_factory=lambda: np.zeros(0, np.bool_))  # tidy, final
     dom: np.ndarray = field(default_factory=lambda: np.zeros(0, np.bool_))  # from dom_base
@@ -178,7 +190,8 @@ class _Stream:
     def reset(self, base: int = 0) -> None:
         self.tidy.reset()
         self.mask_base = base
-        self.levels.clear()
+        self.levels = np.zeros(0, np.float32)
+        self.level_end = 0
         self.queue.clear()
         self.mask = np.zeros(0, np.bool_)
         self.dom = np.zeros(0, np.bool_)
@@ -255,12 +268,22 @@ class LiveBleed:
         if levels.ndim != 1:
             raise ValueError(f"levels must be 1-D, got shape {levels.shape}")
         st = self._streams[key]
-        end = start_hop + levels.shape[0]
-        if end <= self.done:
+        a = start_hop - self.done  # the buffer starts at `done`
+        b = a + levels.shape[0]
+        if b <= 0:
             return  # too late for the detector (counted as the floor)
-        if start_hop < self.done:
-            levels, start_hop = levels[self.done - start_hop :], self.done
-        st.levels.append((start_hop, levels))
+        if a < 0:
+            levels, a = levels[-a:], 0
+        if b > st.levels.shape[0]:
+            st.levels = self._grow(st, b)
+        st.levels[a:b] = levels  # later levels overwrite earlier ones, as they arrive
+        if b > st.level_end:
+            st.level_end = b
+
+    def _grow(self, st: _Stream, size: int) -> np.ndarray:
+        grown = np.full(max(size, 2 * st.levels.shape[0], 32), self.config.floor_dbfs, np.float32)
+        grown[: st.level_end] = st.levels[: st.level_end]
+        return grown
 
     def add_lost(self, key: str, start_hop: int, end_hop: int) -> None:
         """Hops [start_hop, end_hop) of `key` were lost in transit (and bridged with
@@ -295,14 +318,8 @@ class LiveBleed:
         speaking = speaking or {}
         for k, key in enumerate(self.keys):
             st = self._streams[key]
-            keep: list[tuple[int, np.ndarray]] = []
-            for h0, lv in st.levels:
-                a, b = max(h0, lo), min(h0 + lv.shape[0], until)
-                if b > a:
-                    env[k, a - lo : b - lo] = lv[a - h0 : b - h0]
-                if h0 + lv.shape[0] > until:
-                    keep.append((until, lv[until - h0 :]) if h0 < until else (h0, lv))
-            st.levels = keep
+            if st.level_end:
+                self._take_levels(st, env[k], n)
             if st.lost:
                 self._hold(st, env[k], lo, until)
             for seg in st.queue:
@@ -317,13 +334,23 @@ class LiveBleed:
                     speech[k, a - lo : b - lo] = True
         mask = self._suppressor.step(env, speech)
         dominated = self._suppressor.last_dominated
+        # per stream: whole-block answers in one call each, not one small call per row
+        last: list[float] = env[:, -1].tolist()
+        any_dom: list[int] = np.count_nonzero(dominated, axis=1).tolist()
+        any_bleed: list[int] = np.count_nonzero(mask, axis=1).tolist()
         for k, key in enumerate(self.keys):
             st = self._streams[key]
-            st.last_level = float(env[k, -1])
-            if st.dom.shape[0] or dominated[k].any():
+            st.last_level = last[k]
+            if st.dom.shape[0] or any_dom[k]:
                 st.dom = np.concatenate([st.dom, dominated[k]])
             else:  # nothing held and nothing dominated: move the base instead
                 st.dom_base = until
+            if not any_bleed[k] and st.tidy.skip(n):  # no bleed in, none held: all False
+                if st.mask.shape[0]:
+                    st.mask = np.concatenate([st.mask, np.zeros(n, np.bool_)])
+                else:
+                    st.mask_base += n
+                continue
             tidy = st.tidy.push(mask[k])
             if st.mask.shape[0] or tidy.any():
                 st.mask = np.concatenate([st.mask, tidy])
@@ -331,6 +358,21 @@ class LiveBleed:
                 st.mask_base += tidy.shape[0]
         self.done = until
         self._release(final=False)
+
+    def _take_levels(self, st: _Stream, row: np.ndarray, n: int) -> None:
+        """Copy the stream's next `n` levels into `row` and shift the rest down (the
+        buffer starts at `done`); what was never written stays at the floor."""
+        end = st.level_end
+        m = min(n, end)
+        row[:m] = st.levels[:m]
+        rest = end - n
+        if rest > 0:
+            st.levels[:rest] = st.levels[n:end]
+            st.levels[rest:end] = self.config.floor_dbfs
+            st.level_end = rest
+        else:
+            st.levels[:end] = self.config.floor_dbfs
+            st.level_end = 0
 
     @staticmethod
     def _hold(st: _Stream, row: np.ndarray, lo: int, until: int) -> None:
