@@ -711,19 +711,23 @@ class LiveEngine:
                 if p.cue_changes:
                     s.events.extend(_cue_events(p.cue_changes))
                     p.cue_changes.clear()
-                if s.bleed is not None:
-                    s.bleed.add_segments(p.pid, p.fresh)
-                    for hop, lv in p.levels:
-                        s.bleed.add_levels(p.pid, hop, lv)
-                    p.levels.clear()
-                    for a, b in p.lost:
-                        s.bleed.add_lost(p.pid, a, b)
-                    p.lost.clear()
+                if s.bleed is not None:  # most ticks bring levels only: skip the rest
+                    if p.fresh:
+                        s.bleed.add_segments(p.pid, p.fresh)
+                        p.fresh.clear()
+                    if p.levels:
+                        for hop, lv in p.levels:
+                            s.bleed.add_levels(p.pid, hop, lv)
+                        p.levels.clear()
+                    if p.lost:
+                        for a, b in p.lost:
+                            s.bleed.add_lost(p.pid, a, b)
+                        p.lost.clear()
                 elif p.fresh:
                     if p.mic is None:  # a shared mic's raw speech went to its diarizer
                         s.signals.add_segments(p.pid, p.fresh)
                     p.closed.extend(p.fresh)
-                p.fresh.clear()
+                    p.fresh.clear()
             if s.bleed is not None:
                 if now >= s.bleed_hop or drain:
                     # sessions step in different ticks: the phase comes from the id
@@ -748,18 +752,21 @@ class LiveEngine:
         cleaned speech is final (the stage holds segments for its tidy look-ahead)."""
         until = now
         speaking: dict[str, SpeechSegment | None] = {}
+        vad_settled = []  # per participant: neither step below changes it, so ask once
         for p in s.participants.values():
-            final = p.settled_hop(now)
+            final = vad = p.settled_hop(now)
+            vad_settled.append(vad)
             open_seg = p.open_segment()
             if open_seg is not None and open_seg.end > final:
                 # long enough to count: its hops up to its end are speech for good
                 final = open_seg.end
                 speaking[p.pid] = open_seg
-            until = min(until, final)
+            if final < until:
+                until = final
         bleed.advance(until, speaking)
         self._pass_cleaned(s)
-        for p in s.participants.values():
-            settled = bleed.settled(p.pid, p.settled_hop(now))
+        for p, vad in zip(s.participants.values(), vad_settled, strict=True):
+            settled = bleed.settled(p.pid, vad)
             if p.mic is not None:
                 p.mic.settle_cleaned(settled)
             else:
