@@ -336,8 +336,8 @@ class LiveBleed:
         dominated = self._suppressor.last_dominated
         # per stream: whole-block answers in one call each, not one small call per row
         last: list[float] = env[:, -1].tolist()
-        any_dom: list[int] = np.count_nonzero(dominated, axis=1).tolist()
-        any_bleed: list[int] = np.count_nonzero(mask, axis=1).tolist()
+        any_dom: list[bool] = np.logical_or.reduce(dominated, axis=1).tolist()
+        any_bleed: list[bool] = np.logical_or.reduce(mask, axis=1).tolist()
         for k, key in enumerate(self.keys):
             st = self._streams[key]
             st.last_level = last[k]
