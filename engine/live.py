@@ -165,7 +165,10 @@ class LiveSession:
     mics: dict[str, SharedMicStream] = field(default_factory=dict)  # by parent pseudonym
 
     def now_hop(self) -> int:
-        return max((p.position_hop() for p in self.participants.values()), default=0)
+        """The furthest participant's `position_hop` (one division, not one call each:
+        every tick asks this of every session)."""
+        latest = max((p.next_sample for p in self.participants.values()), default=0)
+        return max(latest, 0) // HOP
 
 
 @dataclass(frozen=True, slots=True)
