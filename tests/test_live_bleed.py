@@ -257,35 +257,42 @@ def test_lost_audio_holds_the_level() -> None:
 def test_levels_in_pieces_reach_the_detector_as_written(
     seed: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Levels placed in any pieces (gaps, overlaps, too late, far ahead of the step)
-    reach the detector as if written in arrival order on a floor-level track: a later
-    piece overwrites an earlier one, hops with none are the floor, hops before `done`
-    are dropped."""
+    """Levels placed in any pieces (gaps, overlaps, too late, far ahead of the step),
+    per stream, with a stream joining midway, reach the detector as if written in
+    arrival order on a floor-level track: a later piece overwrites an earlier one, hops
+    with none are the floor, hops before `done` are dropped."""
     rng = np.random.default_rng(seed)
     n, floor = 600, BleedConfig().floor_dbfs
     lb = LiveBleed(BleedConfig(), 12)
-    lb.add_stream("a")
-    lb.add_stream("b")
-    want = np.full(n + 200, floor, np.float32)
+    keys = ["a", "b", "c"]
+    want = np.full((3, n + 200), floor, np.float32)
     seen: list[np.ndarray] = []
     step = BleedSuppressor.step
 
     def spy(self: BleedSuppressor, env: np.ndarray, speech: np.ndarray) -> np.ndarray:
-        seen.append(env[0].copy())
+        block = np.full((3, env.shape[1]), floor, np.float32)
+        block[: env.shape[0]] = env  # before "c" joins, it is the floor
+        seen.append(block)
         return step(self, env, speech)
 
     monkeypatch.setattr(BleedSuppressor, "step", spy)
+    lb.add_stream("a")
+    lb.add_stream("b")
     until = 0
     while until < n:
-        for _ in range(int(rng.integers(0, 4))):
+        if until > n // 2:
+            lb.add_stream("c")  # idempotent
+        for _ in range(int(rng.integers(0, 6))):
+            k = int(rng.integers(0, len(lb.keys)))
             h0 = until + int(rng.integers(-20, 150))
             lv = rng.normal(-30, 10, int(rng.integers(1, 40))).astype(np.float32)
-            lb.add_levels("a", h0, lv)
+            lb.add_levels(keys[k], h0, lv)
             a = max(h0, until)  # hops before `done` are too late
-            want[a : h0 + lv.shape[0]] = lv[a - h0 :]
+            want[k, a : h0 + lv.shape[0]] = lv[a - h0 :]
         until = min(until + int(rng.integers(0, 30)), n)
         lb.advance(until)
-    assert_array_equal(np.concatenate(seen), want[:n])
+    assert lb.keys == keys
+    assert_array_equal(np.concatenate(seen, axis=1), want[:, :n])
 
 
 def test_streaming_tidy_skip_is_push_of_false_hops() -> None:

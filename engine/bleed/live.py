@@ -170,10 +170,7 @@ class _Stream:
 
     tidy: StreamingTidy
     mask_base: int  # session hop of mask[0]
-    levels: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
-    """Per-hop dBFS from the stage's `done` on (the floor where none came): written as
-    levels arrive, so a step copies one slice instead of walking many small arrays."""
-    level_end: int = 0  # levels[level_end:] were never written: all floor
+    row: int  # this stream's row in the session's level buffer (and the detector)
     queue: deque[SpeechSegment] = field(default_factory=deque)  # final, not yet cleaned
     mask: np.ndarray = field(default_factory=lambda: np.zeros(0, np.bool_))  # tidy, final
     dom: np.ndarray = field(default_factory=lambda: np.zeros(0, np.bool_))  # from dom_base
@@ -190,8 +187,6 @@ class _Stream:
     def reset(self, base: int = 0) -> None:
         self.tidy.reset()
         self.mask_base = base
-        self.levels = np.zeros(0, np.float32)
-        self.level_end = 0
         self.queue.clear()
         self.mask = np.zeros(0, np.bool_)
         self.dom = np.zeros(0, np.bool_)
@@ -230,6 +225,10 @@ class LiveBleed:
         self._suppressor: BleedSuppressor | None = None
         self.done = 0  # hops before this have been through the detector
         self._cleaned: dict[str, list[SpeechSegment]] = {}
+        self._levels = np.zeros((0, 0), np.float32)
+        """Per stream and hop from `done` on, dBFS (the floor where none came): written
+        as levels arrive, so a step copies one block instead of many small arrays."""
+        self._level_end = 0  # columns from here on were never written: all floor
 
     # -- streams ---------------------------------------------------------------------
     def add_stream(self, key: str) -> None:
@@ -242,9 +241,12 @@ class LiveBleed:
         self._streams[key] = _Stream(
             tidy=StreamingTidy(self.config.fill_gap_hops, self.config.min_run_hops),
             mask_base=self.done,
+            row=len(self.keys),
             dom_base=self.done,
         )
         self.keys.append(key)
+        floor = np.full((1, self._levels.shape[1]), self.config.floor_dbfs, np.float32)
+        self._levels = np.vstack([self._levels, floor])
         self._cleaned[key] = []
         self._suppressor = self._grown(self._suppressor, len(self.keys))
 
@@ -274,15 +276,17 @@ class LiveBleed:
             return  # too late for the detector (counted as the floor)
         if a < 0:
             levels, a = levels[-a:], 0
-        if b > st.levels.shape[0]:
-            st.levels = self._grow(st, b)
-        st.levels[a:b] = levels  # later levels overwrite earlier ones, as they arrive
-        if b > st.level_end:
-            st.level_end = b
+        if b > self._levels.shape[1]:
+            self._levels = self._grow(b)
+        self._levels[st.row, a:b] = levels  # later levels overwrite earlier ones
+        if b > self._level_end:
+            self._level_end = b
 
-    def _grow(self, st: _Stream, size: int) -> np.ndarray:
-        grown = np.full(max(size, 2 * st.levels.shape[0], 32), self.config.floor_dbfs, np.float32)
-        grown[: st.level_end] = st.levels[: st.level_end]
+    def _grow(self, size: int) -> np.ndarray:
+        old = self._levels
+        cols = max(size, 2 * old.shape[1], 32)
+        grown = np.full((old.shape[0], cols), self.config.floor_dbfs, np.float32)
+        grown[:, : self._level_end] = old[:, : self._level_end]
         return grown
 
     def add_lost(self, key: str, start_hop: int, end_hop: int) -> None:
@@ -316,10 +320,10 @@ class LiveBleed:
         env = np.full((len(self.keys), n), self.config.floor_dbfs, np.float32)
         speech = np.zeros((len(self.keys), n), np.bool_)
         speaking = speaking or {}
+        if self._level_end:
+            self._take_levels(env, n)
         for k, key in enumerate(self.keys):
             st = self._streams[key]
-            if st.level_end:
-                self._take_levels(st, env[k], n)
             if st.lost:
                 self._hold(st, env[k], lo, until)
             for seg in st.queue:
@@ -359,20 +363,20 @@ class LiveBleed:
         self.done = until
         self._release(final=False)
 
-    def _take_levels(self, st: _Stream, row: np.ndarray, n: int) -> None:
-        """Copy the stream's next `n` levels into `row` and shift the rest down (the
+    def _take_levels(self, env: np.ndarray, n: int) -> None:
+        """Copy the next `n` hops of levels into `env` and shift the rest down (the
         buffer starts at `done`); what was never written stays at the floor."""
-        end = st.level_end
+        buf, end = self._levels, self._level_end
         m = min(n, end)
-        row[:m] = st.levels[:m]
+        env[:, :m] = buf[:, :m]
         rest = end - n
         if rest > 0:
-            st.levels[:rest] = st.levels[n:end]
-            st.levels[rest:end] = self.config.floor_dbfs
-            st.level_end = rest
+            buf[:, :rest] = buf[:, n:end]
+            buf[:, rest:end] = self.config.floor_dbfs
+            self._level_end = rest
         else:
-            st.levels[:end] = self.config.floor_dbfs
-            st.level_end = 0
+            buf[:, :end] = self.config.floor_dbfs
+            self._level_end = 0
 
     @staticmethod
     def _hold(st: _Stream, row: np.ndarray, lo: int, until: int) -> None:
@@ -455,4 +459,6 @@ class LiveBleed:
         self._streams.clear()
         self._cleaned.clear()
         self._suppressor = None
+        self._levels = np.zeros((0, 0), np.float32)
+        self._level_end = 0
         self.done = 0
