@@ -580,6 +580,10 @@ class LiveEngine:
         # Everything is final now: close the signals and the alerts on it.
         now = session.now_hop()
         if session.bleed is not None:
+            for p in session.participants.values():  # levels held since the last step
+                if p.levels:
+                    session.bleed.add_level_pieces(p.pid, p.levels)
+                    p.levels.clear()
             session.bleed.finish(now)
             self._pass_cleaned(session)
         for mic in session.mics.values():
@@ -705,6 +709,9 @@ class LiveEngine:
         await asyncio.shield(loop.run_in_executor(self._executor, self._analyse, work))
         for s in self.sessions.values():
             now = s.now_hop()
+            # the bleed stage reads levels only when it steps: hold them until then and
+            # hand a step's worth over at once (its buffer only moves when it steps)
+            step_bleed = s.bleed is not None and (now >= s.bleed_hop or drain)
             for p in s.participants.values():
                 was = p.speaking
                 p.speaking = p.pipeline.hangover.open_segment() is not None
@@ -718,9 +725,8 @@ class LiveEngine:
                     if p.fresh:
                         s.bleed.add_segments(p.pid, p.fresh)
                         p.fresh.clear()
-                    if p.levels:
-                        for hop, lv in p.levels:
-                            s.bleed.add_levels(p.pid, hop, lv)
+                    if p.levels and step_bleed:
+                        s.bleed.add_level_pieces(p.pid, p.levels)
                         p.levels.clear()
                     if p.lost:
                         for a, b in p.lost:
@@ -732,7 +738,7 @@ class LiveEngine:
                     p.closed.extend(p.fresh)
                     p.fresh.clear()
             if s.bleed is not None:
-                if now >= s.bleed_hop or drain:
+                if step_bleed:
                     # sessions step in different ticks: the phase comes from the id
                     phase = zlib.crc32(s.session_id.encode()) % BLEED_BLOCK_HOPS
                     s.bleed_hop = now - (now - phase) % BLEED_BLOCK_HOPS + BLEED_BLOCK_HOPS

@@ -23,7 +23,7 @@ new hops only, plus one kernel call for the whole session.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -288,6 +288,21 @@ class LiveBleed:
         grown = np.full((old.shape[0], cols), self.config.floor_dbfs, np.float32)
         grown[:, : self._level_end] = old[:, : self._level_end]
         return grown
+
+    def add_level_pieces(self, key: str, pieces: Sequence[tuple[int, np.ndarray]]) -> None:
+        """`add_levels` of each (start_hop, levels) piece in order. Pieces that follow on
+        from each other (a tick's worth each, a step's worth held) are written as one."""
+        i, n = 0, len(pieces)
+        while i < n:
+            start, levels = pieces[i]
+            end, j = start + levels.shape[0], i + 1
+            while j < n and pieces[j][0] == end and levels.ndim == pieces[j][1].ndim == 1:
+                end += pieces[j][1].shape[0]
+                j += 1
+            if j > i + 1:  # back to back, so no piece overwrites another: one write
+                levels = np.concatenate([lv for _, lv in pieces[i:j]])
+            self.add_levels(key, start, levels)
+            i = j
 
     def add_lost(self, key: str, start_hop: int, end_hop: int) -> None:
         """Hops [start_hop, end_hop) of `key` were lost in transit (and bridged with
