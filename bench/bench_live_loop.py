@@ -4,12 +4,17 @@ Why: bench_live_tick.py times the whole engine, where decode, VAD and prosody dw
 event loop's share (bleed hand-off, the bleed step, signals settle/advance, alerts) and
 its noise hides a change there. This runs bench_live_tick's Rig (64 consenting PCM
 streams in sessions of 8, webrtc VAD, 20 ms ticks) with the executor job run inline,
-and times `_process` minus the executor job, and `_advance_bleed` on its own.
+and times `_process` minus the executor job (so it includes the jitter release before
+it and asyncio's hand-off, ~50 us per stream-second each), and `_advance_bleed` alone.
 
-    python bench/bench_live_loop.py [--streams 64] [--ticks 1000] [--runs 5]
-    python bench/bench_live_loop.py --trace out.txt   # per-tick results, to diff two commits
+    PYTHONPATH=.:bench python bench/bench_live_loop.py [--ticks 1000] [--runs 5] [--bleed]
+    PYTHONPATH=.:bench python bench/bench_live_loop.py --trace out.txt [--bleed]
 
-Compare two commits side by side with `PYTHONPATH=<a checkout of each>`, alternately.
+--trace writes a digest of every loop-side result per tick (and the full state every
+250 ticks); the same command on two checkouts must give identical files. --bleed makes
+every odd stream of a session also hear the stream before it, so bleed is cut out.
+Compare two commits side by side with `PYTHONPATH=<a checkout of each>:bench`,
+alternately (a clean one: `git archive <commit> | tar -x -C <dir>`).
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ a session runs, so live and offline give the same segments on the same audio:
 
 Hops with no level (before a stream joined, in long gaps, after it left) count as
 the floor level with no speech, as for a stream that was silent; hops of audio lost in
-transit (`add_lost`) hold the level before them. Per tick the work is numpy over the
+transit (`add_lost`) hold the level before them. Per step the work is numpy over the
 new hops only, plus one kernel call for the whole session.
 """
 
@@ -200,8 +200,9 @@ class _Stream:
 class LiveBleed:
     """One session's live bleed stage, between the VAD's final segments and the signals.
 
-    Feed per stream: `add_levels` (per-hop dBFS from `ParticipantPipeline.keep_levels`,
-    placed at session hops) and `add_segments` (final VAD segments, in order). Call
+    Feed per stream: `add_levels` or `add_level_pieces` (per-hop dBFS from
+    `ParticipantPipeline.keep_levels`, placed at session hops; needed only before the
+    `advance` that covers them) and `add_segments` (final VAD segments, in order). Call
     `advance(until)` once every stream's speech and levels before `until` are final;
     `take()` returns the cleaned segments released since, and `settled()` how far a
     stream's cleaned speech is final. `finish(end)` at the end of the session releases
