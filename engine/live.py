@@ -171,7 +171,10 @@ class LiveSession:
     mics: dict[str, SharedMicStream] = field(default_factory=dict)  # by parent pseudonym
 
     def now_hop(self) -> int:
-        return max((p.position_hop() for p in self.participants.values()), default=0)
+        """The furthest participant's `position_hop` (one division, not one call each:
+        every tick asks this of every session)."""
+        latest = max((p.next_sample for p in self.participants.values()), default=0)
+        return max(latest, 0) // HOP
 
 
 @dataclass(frozen=True, slots=True)
@@ -583,6 +586,10 @@ class LiveEngine:
         # Everything is final now: close the signals and the alerts on it.
         now = session.now_hop()
         if session.bleed is not None:
+            for p in session.participants.values():  # levels held since the last step
+                if p.levels:
+                    session.bleed.add_level_pieces(p.pid, p.levels)
+                    p.levels.clear()
             session.bleed.finish(now)
             self._pass_cleaned(session)
         for mic in session.mics.values():
@@ -715,6 +722,9 @@ class LiveEngine:
         await asyncio.shield(loop.run_in_executor(self._executor, self._analyse, work))
         for s in self.sessions.values():
             now = s.now_hop()
+            # the bleed stage reads levels only when it steps: hold them until then and
+            # hand a step's worth over at once (its buffer only moves when it steps)
+            step_bleed = s.bleed is not None and (now >= s.bleed_hop or drain)
             for p in s.participants.values():
                 was = p.speaking
                 p.speaking = p.pipeline.hangover.open_segment() is not None
@@ -724,21 +734,24 @@ class LiveEngine:
                 if p.cue_changes:
                     s.events.extend(_cue_events(p.cue_changes))
                     p.cue_changes.clear()
-                if s.bleed is not None:
-                    s.bleed.add_segments(p.pid, p.fresh)
-                    for hop, lv in p.levels:
-                        s.bleed.add_levels(p.pid, hop, lv)
-                    p.levels.clear()
-                    for a, b in p.lost:
-                        s.bleed.add_lost(p.pid, a, b)
-                    p.lost.clear()
+                if s.bleed is not None:  # most ticks bring levels only: skip the rest
+                    if p.fresh:
+                        s.bleed.add_segments(p.pid, p.fresh)
+                        p.fresh.clear()
+                    if p.levels and step_bleed:
+                        s.bleed.add_level_pieces(p.pid, p.levels)
+                        p.levels.clear()
+                    if p.lost:
+                        for a, b in p.lost:
+                            s.bleed.add_lost(p.pid, a, b)
+                        p.lost.clear()
                 elif p.fresh:
                     if p.mic is None:  # a shared mic's raw speech went to its diarizer
                         s.signals.add_segments(p.pid, p.fresh)
                     p.closed.extend(p.fresh)
-                p.fresh.clear()
+                    p.fresh.clear()
             if s.bleed is not None:
-                if now >= s.bleed_hop or drain:
+                if step_bleed:
                     # sessions step in different ticks: the phase comes from the id
                     phase = zlib.crc32(s.session_id.encode()) % BLEED_BLOCK_HOPS
                     s.bleed_hop = now - (now - phase) % BLEED_BLOCK_HOPS + BLEED_BLOCK_HOPS
@@ -761,18 +774,21 @@ class LiveEngine:
         cleaned speech is final (the stage holds segments for its tidy look-ahead)."""
         until = now
         speaking: dict[str, SpeechSegment | None] = {}
+        vad_settled = []  # per participant: neither step below changes it, so ask once
         for p in s.participants.values():
-            final = p.settled_hop(now)
+            final = vad = p.settled_hop(now)
+            vad_settled.append(vad)
             open_seg = p.open_segment()
             if open_seg is not None and open_seg.end > final:
                 # long enough to count: its hops up to its end are speech for good
                 final = open_seg.end
                 speaking[p.pid] = open_seg
-            until = min(until, final)
+            if final < until:
+                until = final
         bleed.advance(until, speaking)
         self._pass_cleaned(s)
-        for p in s.participants.values():
-            settled = bleed.settled(p.pid, p.settled_hop(now))
+        for p, vad in zip(s.participants.values(), vad_settled, strict=True):
+            settled = bleed.settled(p.pid, vad)
             if p.mic is not None:
                 p.mic.settle_cleaned(settled)
             else:

@@ -643,11 +643,14 @@ class SignalTracker:
         self._scan = 0  # pending[:_scan] have been scanned for a group pause
         self._reach = -1  # latest end among them
         self._gap = _hops(cfg.turn_gap_s)
+        self._fresh = False  # segments added since the last walk
+        self._advanced_to = -1  # settled hop of the last `advance` (-1: none yet)
 
     def reset(self) -> None:
         self._tracks.clear()
         self._pending.clear()
         self._scan, self._reach = 0, -1
+        self._fresh, self._advanced_to = False, -1
         self.floor.reset()
         self.sweep.reset()
 
@@ -669,6 +672,7 @@ class SignalTracker:
             t.segments.append(seg)
             t.spoken += seg.end - seg.start
             t.settled = max(t.settled, seg.end)
+            self._fresh = True
 
     def settle(self, pid: str, until: int) -> None:
         """Nothing of `pid` that starts before `until` is still to come."""
@@ -680,6 +684,9 @@ class SignalTracker:
         if not self._tracks:
             return
         settled = min(t.settled for t in self._tracks.values())
+        if not self._fresh and settled == self._advanced_to:
+            return  # most ticks: walk and sweep over the same state would do nothing
+        self._fresh, self._advanced_to = False, settled
         self._walk(settled)
         self._sweep(settled)
 
@@ -687,6 +694,7 @@ class SignalTracker:
         """End of session: everything up to `now` is final."""
         for t in self._tracks.values():
             t.settled = max(t.settled, now)
+        self._fresh, self._advanced_to = False, -1  # the next `advance` runs in full
         self._walk(None)
         self._sweep(now)
 

@@ -130,6 +130,31 @@ def test_bleed_kernel_matches_reference(seed: int) -> None:
     assert got[1].sum() > 0.5 * speech[1].sum()  # the copy is found ...
 
 
+@pytest.mark.parametrize("ring_phase", [0, 5, 17])
+def test_bleed_kernel_source_and_ring_wrap(ring_phase: int) -> None:
+    """Bleed and `dominated` match the reference wherever the ring's write position is
+    (its two straight runs of lags), and `last_source` names another stream."""
+    n = 400
+    rng = np.random.default_rng(ring_phase)
+    env = np.vstack([bleed_pair(n, ring_phase, delay=11), speechy_env(n, rng, -15)[None]])
+    speech = env > -45
+    c = BleedConfig()
+    sup = BleedSuppressor(3, c)
+    lead = np.full((3, ring_phase), -90.3, np.float32)  # silent hops shift the ring
+    sup.step(lead, np.zeros_like(lead, np.bool_))
+    got = sup.step(env, speech)
+    lead_env = np.hstack([lead, env])
+    lead_speech = np.hstack([np.zeros_like(lead, np.bool_), speech])
+    ref, ref_dom = ref_bleed_and_dominated(lead_env, lead_speech, c)
+    assert_array_equal(got, ref[:, ring_phase:])
+    assert_array_equal(sup.last_dominated, ref_dom[:, ring_phase:])
+    assert got[1].any()
+    src = sup.last_source
+    assert_array_equal(src >= 0, got)
+    assert (src != np.arange(3)[:, None]).all()  # never a stream's own voice
+    assert (src[1][got[1]] == 0).mean() > 0.9  # stream 1 is stream 0's copy
+
+
 def test_bleed_kernel_on_silence_and_flat_input_marks_nothing() -> None:
     c = BleedConfig()
     sup = BleedSuppressor(3, c)

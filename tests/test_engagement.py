@@ -257,6 +257,47 @@ def test_live_tracker_equals_batch(seed):
         assert snap.now_s == now / 100
 
 
+@pytest.mark.parametrize("seed", range(4))
+def test_tracker_skips_advances_with_nothing_new(seed):
+    """`advance` returns at once when no segment came and the settled hop has not moved
+    (most ticks); a tracker forced to walk and sweep every time ends in the same state,
+    tick by tick, with participants joining mid-session and ticks with no news."""
+    rng = random.Random(300 + seed)
+    hops = 6000
+    by = random_session(rng, rng.randrange(3, 6), hops)
+    fast, full = SignalTracker(CFG), SignalTracker(CFG)
+    joins = {p: (0 if k < 2 else rng.randrange(0, hops // 2)) for k, p in enumerate(by)}
+    nxt = dict.fromkeys(by, 0)
+    skipped = 0
+    for now in range(0, hops + 1, 2):
+        for p, segs in by.items():
+            if now < joins[p]:
+                continue
+            for t in (fast, full):
+                t.add_participant(p)
+            if rng.random() < 0.3:
+                continue  # no news from p this tick
+            new = []
+            while nxt[p] < len(segs) and segs[nxt[p]].end + 30 <= now:
+                new.append(segs[nxt[p]])
+                nxt[p] += 1
+            pending = segs[nxt[p]] if nxt[p] < len(segs) else None
+            settle = pending.start if pending is not None and pending.start < now else now
+            for t in (fast, full):
+                t.add_segments(p, new)
+                t.settle(p, max(settle - 30, 0))
+        before = (fast.sweep.hop, fast.floor.walked_until)
+        fast.advance()
+        full._fresh = True  # defeat the skip
+        full.advance()
+        skipped += (fast.sweep.hop, fast.floor.walked_until) == before
+        assert fast.floor == full.floor and fast.sweep == full.sweep, now
+    assert skipped > 100
+    fast.finish(hops)
+    full.finish(hops)
+    assert fast.floor == full.floor and fast.sweep == full.sweep
+
+
 def test_tracker_rejects_out_of_order_segments():
     t = SignalTracker(CFG)
     t.add_participant("a")

@@ -16,7 +16,7 @@ from live_util import Stream, by_id, config, end_session, frame
 from numpy.testing import assert_array_equal
 from synth import Bleed, Session, packets, random_script, synthesize
 
-from engine.bleed import segments_to_mask, tidy_mask
+from engine.bleed import BleedSuppressor, segments_to_mask, tidy_mask
 from engine.bleed.live import LiveBleed, StreamingTidy
 from engine.config import BleedConfig, LiveConfig, VadConfig
 from engine.offline import _suppress_bleed, analyze
@@ -251,6 +251,96 @@ def test_lost_audio_holds_the_level() -> None:
     left_clean = segments_to_mask(clean[2], n).sum()
     assert left[False] > left_clean + 0.2 * raw  # the dips hide much of the bleed ...
     assert left[True] <= left_clean + 0.05 * raw  # ... holding the level finds it again
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_levels_in_pieces_reach_the_detector_as_written(
+    seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Levels placed in any pieces (gaps, overlaps, too late, far ahead of the step),
+    per stream, with a stream joining midway, reach the detector as if written in
+    arrival order on a floor-level track: a later piece overwrites an earlier one, hops
+    with none are the floor, hops before `done` are dropped."""
+    rng = np.random.default_rng(seed)
+    n, floor = 600, BleedConfig().floor_dbfs
+    lb = LiveBleed(BleedConfig(), 12)
+    keys = ["a", "b", "c"]
+    want = np.full((3, n + 200), floor, np.float32)
+    seen: list[np.ndarray] = []
+    step = BleedSuppressor.step
+
+    def spy(self: BleedSuppressor, env: np.ndarray, speech: np.ndarray) -> np.ndarray:
+        block = np.full((3, env.shape[1]), floor, np.float32)
+        block[: env.shape[0]] = env  # before "c" joins, it is the floor
+        seen.append(block)
+        return step(self, env, speech)
+
+    monkeypatch.setattr(BleedSuppressor, "step", spy)
+    lb.add_stream("a")
+    lb.add_stream("b")
+    until = 0
+    while until < n:
+        if until > n // 2:
+            lb.add_stream("c")  # idempotent
+        for _ in range(int(rng.integers(0, 6))):
+            k = int(rng.integers(0, len(lb.keys)))
+            h0 = until + int(rng.integers(-20, 150))
+            lv = rng.normal(-30, 10, int(rng.integers(1, 40))).astype(np.float32)
+            lb.add_levels(keys[k], h0, lv)
+            a = max(h0, until)  # hops before `done` are too late
+            want[k, a : h0 + lv.shape[0]] = lv[a - h0 :]
+        until = min(until + int(rng.integers(0, 30)), n)
+        lb.advance(until)
+    assert lb.keys == keys
+    assert_array_equal(np.concatenate(seen, axis=1), want[:, :n])
+
+
+def test_level_pieces_equal_levels_one_by_one() -> None:
+    """`add_level_pieces` (back-to-back pieces joined) leaves the stage as `add_levels`
+    of each piece in turn would: pieces that overlap, leave gaps or come too late too."""
+    rng = np.random.default_rng(7)
+    one, many = LiveBleed(BleedConfig(), 12), LiveBleed(BleedConfig(), 12)
+    for lb in (one, many):
+        lb.add_stream("a")
+    until = 0
+    for _ in range(200):
+        pieces, h = [], until + int(rng.integers(-15, 40))
+        for _ in range(int(rng.integers(0, 8))):
+            lv = rng.normal(-30, 10, int(rng.integers(1, 4))).astype(np.float32)
+            pieces.append((h, lv))
+            h += lv.shape[0] + int(rng.choice([0, 0, 0, 2, -1]))  # mostly back to back
+        for h0, lv in pieces:
+            one.add_levels("a", h0, lv)
+        many.add_level_pieces("a", pieces)
+        end = one._level_end
+        assert many._level_end == end  # (capacities may differ: compare what is written)
+        assert_array_equal(one._levels[:, :end], many._levels[:, :end])
+        until += int(rng.integers(0, 12))
+        one.advance(until)
+        many.advance(until)
+
+
+def test_streaming_tidy_skip_is_push_of_false_hops() -> None:
+    """`skip(k)`, where it applies (nothing held), leaves the tidy as `push` of k False
+    hops would: the same counts and the same output from then on."""
+    rng = np.random.default_rng(5)
+    skipped = 0
+    for _ in range(300):
+        a, b = StreamingTidy(3, 4), StreamingTidy(3, 4)
+        m = random_mask(rng, int(rng.integers(0, 50)))
+        a.push(m)
+        b.push(m)
+        k = int(rng.integers(0, 20))
+        if not b.skip(k):
+            continue
+        skipped += 1
+        assert_array_equal(a.push(np.zeros(k, np.bool_)), np.zeros(k, np.bool_))
+        assert (a.fed, a.emitted, a.held) == (b.fed, b.emitted, 0)
+        tail = random_mask(rng, 30)
+        assert_array_equal(
+            np.concatenate([a.push(tail), a.finish()]), np.concatenate([b.push(tail), b.finish()])
+        )
+    assert skipped > 50
 
 
 def test_switched_off_and_input_checks() -> None:

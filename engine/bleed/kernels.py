@@ -33,6 +33,14 @@ def hop_level_kernel(hops: np.ndarray, out: np.ndarray) -> None:
         out[h] = 10.0 * math.log10(e / hop + 1.0) - DBFS_OFFSET
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _cross_update(c: np.ndarray, lagged: np.ndarray, uj: float, alpha: float) -> None:
+    """c[d] += alpha * (uj * lagged[d] - c[d]) for every lag d: both run forward and
+    contiguous, so the loop is vectorised (the per-pair work of every hop)."""
+    for d in range(c.shape[0]):
+        c[d] += alpha * (uj * lagged[d] - c[d])
+
+
 @njit(cache=True, nogil=True)
 def bleed_kernel(
     env: np.ndarray,  # float32 (S, n): per-hop level of each stream, dBFS
@@ -40,7 +48,7 @@ def bleed_kernel(
     t0: np.ndarray,  # int64 (1,): hops already seen (updated in place)
     hist_env: np.ndarray,  # float64 (S, R): ring of the last R levels (clamped)
     hist_speech: np.ndarray,  # bool (S, R): ring of the last R speech decisions
-    hist_diff: np.ndarray,  # float64 (S, R): ring of level changes from the hop before
+    hist_diff: np.ndarray,  # float64 (S, 2R): level changes u, newest first (see below)
     hist_mom: np.ndarray,  # float64 (S, R, 2): ring of each stream's EMA of u and u*u
     cross: np.ndarray,  # float64 (S, S, R): EMA of u_j[t] * u_i[t - d], d = 0..R-1
     params: np.ndarray,  # float64 (N_PARAMS,)
@@ -67,6 +75,10 @@ def bleed_kernel(
 
     An EMA of a delayed signal is the delayed EMA, so each stream keeps one ring
     of its own moments and only the cross moments are per pair and lag.
+
+    `hist_diff` is a ring written backwards and twice (at w = R-1 - t % R and w + R),
+    so u[t - d] for d = 0..R-1 is the forward slice hist_diff[s, w : w + R]: the cross
+    update, the one loop over every pair and lag, then reads memory in order.
     """
     n_streams = env.shape[0]
     n = env.shape[1]
@@ -80,6 +92,7 @@ def bleed_kernel(
     for h in range(n):
         t = t0[0] + h
         p = t % ring
+        w = ring - 1 - p  # where u[t] goes in hist_diff
         # Own levels and moments.
         for s in range(n_streams):
             x = float(env[s, h])
@@ -89,6 +102,7 @@ def bleed_kernel(
                 for r in range(ring):
                     hist_env[s, r] = x
                     hist_diff[s, r] = 0.0
+                    hist_diff[s, r + ring] = 0.0
                     hist_speech[s, r] = False
                     hist_mom[s, r, 0] = 0.0
                     hist_mom[s, r, 1] = 0.0
@@ -100,7 +114,8 @@ def bleed_kernel(
                 m1 += alpha * (u - m1)
                 m2 += alpha * (u * u - m2)
             hist_env[s, p] = x
-            hist_diff[s, p] = u
+            hist_diff[s, w] = u
+            hist_diff[s, w + ring] = u
             hist_speech[s, p] = speech[s, h]
             hist_mom[s, p, 0] = m1
             hist_mom[s, p, 1] = m2
@@ -109,10 +124,12 @@ def bleed_kernel(
                 for i in range(n_streams):
                     for d in range(ring):
                         cross[j, i, d] = 0.0
-        # Cross moments, then the decision.
+        # Cross moments, then the decision (the rings of levels, speech and moments
+        # walked as two straight runs, lags 0..p and then the wrapped ones, instead of a
+        # modulo per lag): the same arithmetic, in the same order, as a plain walk.
         for j in range(n_streams):
             xj = hist_env[j, p]
-            uj = hist_diff[j, p]
+            uj = hist_diff[j, w]
             mx = hist_mom[j, p, 0]
             vx = hist_mom[j, p, 1] - mx * mx
             out[j, h] = False
@@ -121,26 +138,28 @@ def bleed_kernel(
             for i in range(n_streams):
                 if i == j:
                     continue
+                if t > 0:
+                    _cross_update(cross[j, i], hist_diff[i, w : w + ring], uj, alpha)
+                if not speech[j, h] or out[j, h]:
+                    continue  # no decision to make, or made: (2) alone adds nothing
+                if vx < min_var and dominated[j, h]:
+                    continue  # j too flat to correlate: only `dominated` was open
                 for d in range(ring):
-                    q = (p - d) % ring
-                    y = hist_env[i, q]
-                    c = cross[j, i, d]
-                    if t > 0:
-                        c += alpha * (uj * hist_diff[i, q] - c)
-                        cross[j, i, d] = c
-                    if not speech[j, h] or not hist_speech[i, q]:
+                    q = p - d if d <= p else p - d + ring
+                    if not hist_speech[i, q]:
                         continue
-                    if y - xj < min_ratio:
+                    if hist_env[i, q] - xj < min_ratio:
                         continue
                     dominated[j, h] = True
-                    if out[j, h]:
-                        continue
+                    if vx < min_var:
+                        break  # (3) cannot hold for j: `dominated` was all that was open
                     my = hist_mom[i, q, 0]
                     vy = hist_mom[i, q, 1] - my * my
-                    if vx < min_var or vy < min_var:
+                    if vy < min_var:
                         continue
-                    if c - mx * my >= min_corr * math.sqrt(vx * vy):
+                    if cross[j, i, d] - mx * my >= min_corr * math.sqrt(vx * vy):
                         out[j, h] = True
                         source[j, h] = i
+                        break
         # (lags beyond t reach the seeded ring: defined values, never speech)
     t0[0] += n

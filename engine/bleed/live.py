@@ -16,14 +16,14 @@ a session runs, so live and offline give the same segments on the same audio:
 
 Hops with no level (before a stream joined, in long gaps, after it left) count as
 the floor level with no speech, as for a stream that was silent; hops of audio lost in
-transit (`add_lost`) hold the level before them. Per tick the work is numpy over the
+transit (`add_lost`) hold the level before them. Per step the work is numpy over the
 new hops only, plus one kernel call for the whole session.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -85,6 +85,15 @@ class StreamingTidy:
             self._fill(value, length, out)
         self.fed += mask.shape[0]
         return self._emit(out)
+
+    def skip(self, n: int) -> bool:
+        """`push` of `n` False hops where nothing is held: True if done (the output is
+        `n` False hops, like the input); False if something is held (call `push`)."""
+        if not self.gap_dead or self.run:
+            return False
+        self.fed += n
+        self.emitted += n
+        return True
 
     def finish(self) -> np.ndarray:
         """The mask has ended: release what is held, with the end-of-mask rule."""
@@ -161,7 +170,7 @@ class _Stream:
 
     tidy: StreamingTidy
     mask_base: int  # session hop of mask[0]
-    levels: list[tuple[int, np.ndarray]] = field(default_factory=list)  # (first hop, dBFS)
+    row: int  # this stream's row in the session's level buffer (and the detector)
     queue: deque[SpeechSegment] = field(default_factory=deque)  # final, not yet cleaned
     mask: np.ndarray = field(default_factory=lambda: np.zeros(0, np.bool_))  # tidy, final
     dom: np.ndarray = field(default_factory=lambda: np.zeros(0, np.bool_))  # from dom_base
@@ -178,7 +187,6 @@ class _Stream:
     def reset(self, base: int = 0) -> None:
         self.tidy.reset()
         self.mask_base = base
-        self.levels.clear()
         self.queue.clear()
         self.mask = np.zeros(0, np.bool_)
         self.dom = np.zeros(0, np.bool_)
@@ -192,8 +200,9 @@ class _Stream:
 class LiveBleed:
     """One session's live bleed stage, between the VAD's final segments and the signals.
 
-    Feed per stream: `add_levels` (per-hop dBFS from `ParticipantPipeline.keep_levels`,
-    placed at session hops) and `add_segments` (final VAD segments, in order). Call
+    Feed per stream: `add_levels` or `add_level_pieces` (per-hop dBFS from
+    `ParticipantPipeline.keep_levels`, placed at session hops; needed only before the
+    `advance` that covers them) and `add_segments` (final VAD segments, in order). Call
     `advance(until)` once every stream's speech and levels before `until` are final;
     `take()` returns the cleaned segments released since, and `settled()` how far a
     stream's cleaned speech is final. `finish(end)` at the end of the session releases
@@ -217,6 +226,10 @@ class LiveBleed:
         self._suppressor: BleedSuppressor | None = None
         self.done = 0  # hops before this have been through the detector
         self._cleaned: dict[str, list[SpeechSegment]] = {}
+        self._levels = np.zeros((0, 0), np.float32)
+        """Per stream and hop from `done` on, dBFS (the floor where none came): written
+        as levels arrive, so a step copies one block instead of many small arrays."""
+        self._level_end = 0  # columns from here on were never written: all floor
 
     # -- streams ---------------------------------------------------------------------
     def add_stream(self, key: str) -> None:
@@ -229,9 +242,12 @@ class LiveBleed:
         self._streams[key] = _Stream(
             tidy=StreamingTidy(self.config.fill_gap_hops, self.config.min_run_hops),
             mask_base=self.done,
+            row=len(self.keys),
             dom_base=self.done,
         )
         self.keys.append(key)
+        floor = np.full((1, self._levels.shape[1]), self.config.floor_dbfs, np.float32)
+        self._levels = np.vstack([self._levels, floor])
         self._cleaned[key] = []
         self._suppressor = self._grown(self._suppressor, len(self.keys))
 
@@ -255,12 +271,39 @@ class LiveBleed:
         if levels.ndim != 1:
             raise ValueError(f"levels must be 1-D, got shape {levels.shape}")
         st = self._streams[key]
-        end = start_hop + levels.shape[0]
-        if end <= self.done:
+        a = start_hop - self.done  # the buffer starts at `done`
+        b = a + levels.shape[0]
+        if b <= 0:
             return  # too late for the detector (counted as the floor)
-        if start_hop < self.done:
-            levels, start_hop = levels[self.done - start_hop :], self.done
-        st.levels.append((start_hop, levels))
+        if a < 0:
+            levels, a = levels[-a:], 0
+        if b > self._levels.shape[1]:
+            self._levels = self._grow(b)
+        self._levels[st.row, a:b] = levels  # later levels overwrite earlier ones
+        if b > self._level_end:
+            self._level_end = b
+
+    def _grow(self, size: int) -> np.ndarray:
+        old = self._levels
+        cols = max(size, 2 * old.shape[1], 32)
+        grown = np.full((old.shape[0], cols), self.config.floor_dbfs, np.float32)
+        grown[:, : self._level_end] = old[:, : self._level_end]
+        return grown
+
+    def add_level_pieces(self, key: str, pieces: Sequence[tuple[int, np.ndarray]]) -> None:
+        """`add_levels` of each (start_hop, levels) piece in order. Pieces that follow on
+        from each other (a tick's worth each, a step's worth held) are written as one."""
+        i, n = 0, len(pieces)
+        while i < n:
+            start, levels = pieces[i]
+            end, j = start + levels.shape[0], i + 1
+            while j < n and pieces[j][0] == end and levels.ndim == pieces[j][1].ndim == 1:
+                end += pieces[j][1].shape[0]
+                j += 1
+            if j > i + 1:  # back to back, so no piece overwrites another: one write
+                levels = np.concatenate([lv for _, lv in pieces[i:j]])
+            self.add_levels(key, start, levels)
+            i = j
 
     def add_lost(self, key: str, start_hop: int, end_hop: int) -> None:
         """Hops [start_hop, end_hop) of `key` were lost in transit (and bridged with
@@ -293,16 +336,10 @@ class LiveBleed:
         env = np.full((len(self.keys), n), self.config.floor_dbfs, np.float32)
         speech = np.zeros((len(self.keys), n), np.bool_)
         speaking = speaking or {}
+        if self._level_end:
+            self._take_levels(env, n)
         for k, key in enumerate(self.keys):
             st = self._streams[key]
-            keep: list[tuple[int, np.ndarray]] = []
-            for h0, lv in st.levels:
-                a, b = max(h0, lo), min(h0 + lv.shape[0], until)
-                if b > a:
-                    env[k, a - lo : b - lo] = lv[a - h0 : b - h0]
-                if h0 + lv.shape[0] > until:
-                    keep.append((until, lv[until - h0 :]) if h0 < until else (h0, lv))
-            st.levels = keep
             if st.lost:
                 self._hold(st, env[k], lo, until)
             for seg in st.queue:
@@ -317,13 +354,23 @@ class LiveBleed:
                     speech[k, a - lo : b - lo] = True
         mask = self._suppressor.step(env, speech)
         dominated = self._suppressor.last_dominated
+        # per stream: whole-block answers in one call each, not one small call per row
+        last: list[float] = env[:, -1].tolist()
+        any_dom: list[bool] = np.logical_or.reduce(dominated, axis=1).tolist()
+        any_bleed: list[bool] = np.logical_or.reduce(mask, axis=1).tolist()
         for k, key in enumerate(self.keys):
             st = self._streams[key]
-            st.last_level = float(env[k, -1])
-            if st.dom.shape[0] or dominated[k].any():
+            st.last_level = last[k]
+            if st.dom.shape[0] or any_dom[k]:
                 st.dom = np.concatenate([st.dom, dominated[k]])
             else:  # nothing held and nothing dominated: move the base instead
                 st.dom_base = until
+            if not any_bleed[k] and st.tidy.skip(n):  # no bleed in, none held: all False
+                if st.mask.shape[0]:
+                    st.mask = np.concatenate([st.mask, np.zeros(n, np.bool_)])
+                else:
+                    st.mask_base += n
+                continue
             tidy = st.tidy.push(mask[k])
             if st.mask.shape[0] or tidy.any():
                 st.mask = np.concatenate([st.mask, tidy])
@@ -331,6 +378,21 @@ class LiveBleed:
                 st.mask_base += tidy.shape[0]
         self.done = until
         self._release(final=False)
+
+    def _take_levels(self, env: np.ndarray, n: int) -> None:
+        """Copy the next `n` hops of levels into `env` and shift the rest down (the
+        buffer starts at `done`); what was never written stays at the floor."""
+        buf, end = self._levels, self._level_end
+        m = min(n, end)
+        env[:, :m] = buf[:, :m]
+        rest = end - n
+        if rest > 0:
+            buf[:, :rest] = buf[:, n:end]
+            buf[:, rest:end] = self.config.floor_dbfs
+            self._level_end = rest
+        else:
+            buf[:, :end] = self.config.floor_dbfs
+            self._level_end = 0
 
     @staticmethod
     def _hold(st: _Stream, row: np.ndarray, lo: int, until: int) -> None:
@@ -413,4 +475,6 @@ class LiveBleed:
         self._streams.clear()
         self._cleaned.clear()
         self._suppressor = None
+        self._levels = np.zeros((0, 0), np.float32)
+        self._level_end = 0
         self.done = 0

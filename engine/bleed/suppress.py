@@ -55,7 +55,7 @@ class BleedState:
         self.t = np.zeros(1, np.int64)
         self.hist_env = np.zeros((s, r), np.float64)
         self.hist_speech = np.zeros((s, r), np.bool_)
-        self.hist_diff = np.zeros((s, r), np.float64)
+        self.hist_diff = np.zeros((s, 2 * r), np.float64)  # a doubled ring: see bleed_kernel
         self.hist_mom = np.zeros((s, r, 2), np.float64)
         self.cross = np.zeros((s, s, r), np.float64)
 
