@@ -86,13 +86,15 @@ class Rig:
         for _ in range(20):  # past start-up: buffers, decoders and signals in steady state
             self.tick()
 
-    def tick(self) -> None:
+    def tick(self, publish: bool = True) -> None:
+        """One tick's frames in, analysed, and (`publish`) the snapshots that are due."""
         for _ in range(self.tick_frames):
             k = next(self.seq)
             for h, clip, offset in self.handles:
                 self.engine.push_frame(h, k, k * FRAME_MS, None, clip[(k + offset) % len(clip)])
         self.loop.run_until_complete(self.engine._process())
-        self.engine._publish_due()
+        if publish:
+            self.engine._publish_due()
 
     def close(self) -> None:
         self.engine._executor.shutdown(wait=True)

@@ -22,7 +22,7 @@ import functools
 import hashlib
 import time
 
-from bench_live_tick import FRAME_MS, Rig
+from bench_live_tick import Rig
 from benchutil import pin_one_core
 
 import engine.live
@@ -33,12 +33,8 @@ from engine.privacy import Pseudonymizer
 class QuietRig(Rig):
     """The Rig without its wall-clock publishing: the state depends on the feed only."""
 
-    def tick(self) -> None:
-        for _ in range(self.tick_frames):
-            k = next(self.seq)
-            for h, clip, offset in self.handles:
-                self.engine.push_frame(h, k, k * FRAME_MS, None, clip[(k + offset) % len(clip)])
-        self.loop.run_until_complete(self.engine._process())
+    def tick(self, publish: bool = False) -> None:
+        super().tick(publish=publish)
 
 
 def time_views(engine: LiveEngine, reps: int) -> float:

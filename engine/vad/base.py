@@ -69,32 +69,27 @@ class Hangover:
 
     def push(self, probs: np.ndarray) -> list[SpeechSegment]:
         """Feed probabilities in hop order; return the segments that closed."""
-        c = self.config
-        if probs.shape[0] < self._out.shape[0]:  # the live case, a tick's hops: one call
-            n = kernels.hangover_kernel(
-                np.ascontiguousarray(probs, np.float32),
-                self._state,
-                c.threshold,
-                c.threshold - c.hysteresis,
-                c.min_speech_hops,
-                c.min_silence_hops,
-                self._out,
-            )
-            return [SpeechSegment(int(a), int(b)) for a, b in self._out[:n]] if n else []
+        cap = self._out.shape[0] - 1
+        if probs.shape[0] <= cap:  # the live case, a tick's hops: one call, no loop
+            return self._step(probs)
         segments: list[SpeechSegment] = []
-        for start in range(0, probs.shape[0], self._out.shape[0] - 1):
-            chunk = np.ascontiguousarray(probs[start : start + self._out.shape[0] - 1], np.float32)
-            n = kernels.hangover_kernel(
-                chunk,
-                self._state,
-                c.threshold,
-                c.threshold - c.hysteresis,
-                c.min_speech_hops,
-                c.min_silence_hops,
-                self._out,
-            )
-            segments.extend(SpeechSegment(int(a), int(b)) for a, b in self._out[:n])
+        for start in range(0, probs.shape[0], cap):
+            segments.extend(self._step(probs[start : start + cap]))
         return segments
+
+    def _step(self, probs: np.ndarray) -> list[SpeechSegment]:
+        """At most len(_out) - 1 probabilities through the kernel."""
+        c = self.config
+        n = kernels.hangover_kernel(
+            np.ascontiguousarray(probs, np.float32),
+            self._state,
+            c.threshold,
+            c.threshold - c.hysteresis,
+            c.min_speech_hops,
+            c.min_silence_hops,
+            self._out,
+        )
+        return [SpeechSegment(int(a), int(b)) for a, b in self._out[:n]] if n else []
 
     def flush(self) -> list[SpeechSegment]:
         """End of stream: close an open segment (if long enough) and reset."""
