@@ -68,7 +68,7 @@ AFFECT_PHASES = 25  # blocks end at one of 25 phases, a 20 ms tick apart, picked
 BLEED_BLOCK_HOPS = 10  # a session's bleed stage steps every 100 ms of session time, not
 # every tick: its per-call cost was a fifth of the engine's; it gives the same segments
 # (chunking-invariant), released to the signals at most 90 ms later
-AFFECT_MAX_HOPS = 1024  # hops per batched prosody call: about 30 MB of spectra at most
+AFFECT_MAX_HOPS = 1024  # hops per batched prosody call: about 12 MB of frames and spectra
 
 
 class NotFoundError(GroupsenseError):

@@ -3,8 +3,8 @@
 One row is one 10 ms hop; its analysis frame is the FRAME samples that end with the
 hop (45 ms, three periods at 67 Hz), so a stream needs no look-ahead and the frame
 centre lags the hop end by 22.5 ms. The wrapper (engine/affect/prosody.py) computes
-the power spectra and autocorrelations with numpy's FFT over all streams' frames at
-once, only on the hops the kernels read them on; these kernels then run per stream,
+the power spectra and autocorrelations with numpy's FFT over all streams' frames, in
+blocks, only on the hops the kernels read them on; these kernels then run per stream,
 in hop order, carrying state.
 
 Definitions follow eGeMAPS (Eyben et al., 2016) and Praat (Boersma 1993) where they

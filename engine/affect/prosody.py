@@ -2,7 +2,7 @@
 
 `ProsodyTracker` takes a participant's 16 kHz int16 audio in whole hops together with
 the VAD's speech mask for those hops and returns `ProsodyHops`; `process_batch` does
-the same for many streams with one FFT call (the costly, vectorisable step). Results
+the same for many streams with shared FFT calls (the costly, vectorisable step). Results
 depend only on the audio and mask, never on how they are split into chunks: every
 stateful step runs in hop order in engine/affect/kernels.py.
 
@@ -357,8 +357,8 @@ def process_batch(
     pcms: Sequence[np.ndarray],
     speech: Sequence[np.ndarray],
 ) -> list[ProsodyHops]:
-    """Advance several streams at once: one FFT over all their frames, then each stream's
-    kernels in hop order. Same result as calling each tracker's push alone."""
+    """Advance several streams at once: FFTs over all their frames (FFT_BLOCK per call),
+    then each stream's kernels in hop order. Same result as calling each tracker's push alone."""
     if not len(trackers) == len(pcms) == len(speech):
         raise ValueError(f"{len(trackers)} trackers, {len(pcms)} pcm arrays, {len(speech)} masks")
     if len({id(t) for t in trackers}) != len(trackers):

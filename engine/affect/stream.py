@@ -147,7 +147,7 @@ def affect_step(
 ) -> list[Cue]:
     """Advance several participants by whole hops of 16 kHz int16 audio (`pcms`, each
     int16[n * HOP]) with the VAD's per-hop speech flags; `end_hops` is each block's end
-    in session hops (for the cues' times). One prosody FFT and one model call for all.
+    in session hops (for the cues' times). One prosody call and one model call for all.
     Returns the cues raised or cleared."""
     if not streams:
         return []
