@@ -858,6 +858,8 @@ class LiveEngine:
         invariant), cues at most 490 ms later."""
         items: list[tuple[int, LiveParticipant, np.ndarray, np.ndarray]] = []
         for p in ps:
+            if not p.pipeline.audio:  # nothing held (no consent, or nothing new)
+                continue
             end = p.epoch_hop + p.pipeline.hops_done
             if not force and p.affect is not None and end < p.affect_due:
                 continue  # its block is not complete: keep the hops for a later tick
