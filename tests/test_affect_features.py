@@ -60,6 +60,43 @@ def test_batch_rows_equal_single_windows() -> None:
     np.testing.assert_array_equal(F.batch_features(ws), batch)  # deterministic
 
 
+def _spectra_one_call(windows: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """The reference: every frame of every window through one FFT call, as the spectra
+    were computed before they ran in blocks."""
+    counts = [F.n_frames(w.shape[0]) for w in windows]
+    xs = [w.astype(np.float64) / 32768.0 for w in windows]
+    frames = np.concatenate([F._frames(x, F.FRAME, c) for x, c in zip(xs, counts, strict=True)])
+    spec = np.fft.rfft(frames * F._WIN, F.NFFT)
+    power = spec.real**2 + spec.imag**2
+    pf = np.concatenate([F._frames(x, F.PITCH_FRAME, c) for x, c in zip(xs, counts, strict=True)])
+    pf = (pf - pf.mean(axis=1, keepdims=True)) * F._PWIN
+    ps = np.fft.rfft(pf, F.PITCH_NFFT)
+    r = np.fft.irfft(ps.real**2 + ps.imag**2, F.PITCH_NFFT)
+    r0 = r[:, :1]
+    acf = r[:, F.LAG_LO - 1 : F.LAG_HI + 2] / np.where(r0 > F._EPS, r0, np.inf)
+    return power, acf / F._PWIN_ACF_NORM
+
+
+def test_blocked_spectra_equal_one_fft_call() -> None:
+    ws = [_voice(110.0 + 25 * i, seed=i)[: 32000 - 3130 * i] for i in range(4)]
+    ws.append(np.zeros(F.MIN_SAMPLES, np.int16))
+    power, acf, counts = F._spectra(ws)
+    assert sum(counts) % F.FFT_BLOCK and sum(counts) > 3 * F.FFT_BLOCK  # a partial block
+    want_power, want_acf = _spectra_one_call(ws)
+    np.testing.assert_array_equal(power, want_power)
+    np.testing.assert_array_equal(acf, want_acf)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_p10_p90_is_numpys_percentile(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    for n in range(1, 260):
+        x = rng.normal(-30.0, 10.0 ** rng.uniform(-3, 2), n)
+        if n % 3 == 0:
+            x = np.round(x, 1)  # ties
+        assert F._p10_p90(x) == tuple(np.percentile(x, (10.0, 90.0)))
+
+
 def test_gain_invariant() -> None:
     x = _voice(180.0, amp=8000.0)
     quiet = (x.astype(np.float64) * 0.25).round().astype(np.int16)
