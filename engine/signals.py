@@ -373,8 +373,14 @@ def conversation_utterances(
 # the figures a snapshot carries
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
+@dataclass(kw_only=True, slots=True)
 class ParticipantSignals:
+    """One participant's figures at one moment. A value: never changed once built.
+
+    Not `frozen`: the live path builds one per participant per snapshot (20 a second
+    under load), and a frozen dataclass's __init__ costs 3-5x a plain one's (every
+    field through object.__setattr__)."""
+
     speaking_s: float
     share: float  # of everyone's speaking time, whole session
     share_5min: float  # ... over the last 5 minutes
@@ -394,8 +400,10 @@ class ParticipantSignals:
     interruptions_received: int
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
+@dataclass(kw_only=True, slots=True)
 class SessionSignals:
+    """A session's figures at one moment; a value, not frozen (see ParticipantSignals)."""
+
     now_s: float
     participants: dict[str, ParticipantSignals]
     balance_entropy: float  # 1 = equal shares, 0 = one person talks

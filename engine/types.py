@@ -80,11 +80,14 @@ class Cue:
         return self.cleared_s < 0
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
+@dataclass(kw_only=True, slots=True)
 class ParticipantView:
     """What a facilitator may see of one participant: a pseudonym and figures, no audio.
 
-    The figures are defined in docs/signals.md."""
+    The figures are defined in docs/signals.md. A value: never changed once built. Not
+    `frozen`, because one is built per participant per snapshot (20 a second under
+    load) and a frozen dataclass's __init__ costs 4-5x a plain one's (measured 7.0 vs
+    1.5 us for these 25 fields)."""
 
     participant_id: str
     role: str
@@ -122,8 +125,11 @@ class Transition:
     count: int
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
+@dataclass(kw_only=True, slots=True)
 class SessionView:
+    """A session's snapshot: built once per snapshot, never changed (not frozen for the
+    reason ParticipantView gives)."""
+
     session_id: str
     seq: int
     session_ms: int

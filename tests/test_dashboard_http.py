@@ -218,7 +218,7 @@ async def test_dashboard_uses_the_grpc_certificate(secret_file: Path, tmp_path: 
 def test_session_json_carries_every_field_and_new_ones() -> None:
     """The conversion is generic: a field added to the view reaches the browser unedited."""
 
-    @dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+    @dataclasses.dataclass(kw_only=True, slots=True)
     class FutureView(SessionView):
         novelty: tuple[dict[str, Any], ...] = ()
 
