@@ -424,20 +424,64 @@ class LiveEngine:
         news: list[tuple[int, list[StreamWarning] | GroupsenseError]] = []
         backlog = False
         failed: set[StreamHandle] = set()  # a stream's error ends it: skip its later frames
-        participant, push = self.participant, self._push
+        participant, push, skew_of = self.participant, self._push, self._clock_skew
+        sessions, draining = self.sessions, self._draining
+        max_frame_ms = self.config.max_frame_ms
+        skew_tolerance = SKEW_TOLERANCE_MS + self.config.jitter_ms
+        monotonic = time.monotonic
         for i, (handle, sequence, capture_ms, rtp_timestamp, payload) in enumerate(frames):
             if failed and handle in failed:
                 continue
             try:
-                p = participant(handle)
-                warnings = push(p, sequence, capture_ms, rtp_timestamp, payload)
+                # `participant`'s checks, inline; it is called (and raises) if one fails
+                session = sessions.get(handle.session_id)
+                if draining or session is None or session.ended:
+                    p = participant(handle)
+                else:
+                    p = session.participants[handle.pid]
+                    if p.connection != handle.connection or p.error is not None:
+                        p = participant(handle)
+                jitter = p.jitter
+                # The usual frame takes a short cut: what `_push` does for it, with the
+                # same checks in the same order; anything else goes through `_push`.
+                held = 0
+                if capture_ms is not None and not p.fresh_connection:
+                    spec, size = p.spec, len(payload)
+                    if spec.codec is Codec.PCM16LE:
+                        width = 2 * spec.channels
+                        valid = (
+                            size > 0
+                            and not size % width
+                            and size // width * 1000 / spec.sample_rate <= max_frame_ms
+                        )
+                    else:  # raises as `_check_payload` would for a malformed packet
+                        valid = size > 0 and opus_packet_ms(payload) <= max_frame_ms
+                    if valid and (held := jitter.push_next(sequence, capture_ms, payload)):
+                        p.frames_received += 1
+                        if sequence > p.last_sequence:
+                            p.last_sequence = sequence
+                        # `_clock_skew`'s test, inline: called only if a warning may be due
+                        now = monotonic()
+                        origin = p.clock_origin
+                        if origin is not None and (
+                            abs((capture_ms - origin[0]) - (now - origin[1]) * 1000)
+                            <= skew_tolerance
+                            or now - p.last_skew_warning < SKEW_WARN_EVERY_S
+                        ):
+                            if held >= jitter.max_frames // 2:
+                                backlog = True
+                            continue
+                        skew = skew_of(p, sequence, capture_ms, now)
+                        warnings = [skew] if skew is not None else []
+                if not held:
+                    warnings = push(p, sequence, capture_ms, rtp_timestamp, payload)
             except GroupsenseError as exc:
                 news.append((i, exc))
                 failed.add(handle)
                 continue
             if warnings:
                 news.append((i, warnings))
-            if len(p.jitter) >= p.jitter.max_frames // 2:
+            if len(jitter) >= jitter.max_frames // 2:
                 backlog = True
         return news, backlog
 
@@ -486,11 +530,13 @@ class LiveEngine:
         return warnings
 
     def _clock_skew(
-        self, p: LiveParticipant, sequence: int, capture_ms: int
+        self, p: LiveParticipant, sequence: int, capture_ms: int, now: float | None = None
     ) -> StreamWarning | None:
-        """Capture time running away from arrival time: a drifting sender clock (or a
-        replay faster than real time). Reported, rate-limited; never acted on."""
-        now = time.monotonic()
+        """Capture time running away from arrival time (`now`, read here if not given): a
+        drifting sender clock (or a replay faster than real time). Reported, rate-limited;
+        never acted on."""
+        if now is None:
+            now = time.monotonic()
         if p.clock_origin is None:
             p.clock_origin = (capture_ms, now)
             return None
