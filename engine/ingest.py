@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import heapq
 import re
+from bisect import bisect_left
 from collections import deque
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -137,13 +138,21 @@ class JitterBuffer:
     _newest_ms: int = -1
     _released_ms: int = -1  # capture time of the last frame released
     _max_seq: int = -1
-    _recent: deque[int] = field(default_factory=lambda: deque(maxlen=RECENT_SEQUENCES))
-    _recent_set: set[int] = field(default_factory=set)
+    # The last RECENT_SEQUENCES sequence numbers remembered, oldest first: those in
+    # `_old` (a set mirrors them), then the rising run `_run[_run_from:]`. An in-order
+    # stream only appends to the run, looked up by bisection: no hashing per frame (a
+    # set's add and discard per frame were a sixth of a push).
+    _old: deque[int] = field(default_factory=deque)
+    _old_set: set[int] = field(default_factory=set)
+    _run: list[int] = field(default_factory=list)
+    _run_from: int = 0
+    _remembered: int = 0  # how many there are (at most RECENT_SEQUENCES)
+    _top: int = -1  # no sequence number remembered is above this
 
     def push(self, sequence: int, capture_ms: int, payload: bytes) -> list[StreamWarning]:
         """Accept one frame; return warnings. Raises StreamFormatError for a broken clock."""
         warnings: list[StreamWarning] = []
-        if sequence in self._recent_set:
+        if self._seen(sequence):
             return [StreamWarning(WarningKind.DUPLICATE, sequence, "sequence seen before; dropped")]
         if self._newest_ms >= 0 and capture_ms < self._newest_ms - self.backwards_tolerance_ms:
             raise StreamFormatError(
@@ -199,25 +208,62 @@ class JitterBuffer:
             or len(heap) >= self.max_frames
         ):
             return 0
-        seen = self._recent_set
-        if sequence in seen:  # a late frame is remembered without raising _max_seq
-            return 0
-        recent = self._recent
-        if len(recent) == RECENT_SEQUENCES:
-            seen.discard(recent[0])
-        recent.append(sequence)
-        seen.add(sequence)
+        if sequence <= self._top:  # may have been seen: a late frame is remembered
+            return 0  # without raising _max_seq
+        run = self._run  # it stays rising: this is above every sequence remembered
+        run.append(sequence)
+        self._top = sequence
+        if self._remembered < RECENT_SEQUENCES:
+            self._remembered += 1
+        elif self._old:  # `_forget_oldest`, inline
+            self._old_set.discard(self._old.popleft())
+        else:
+            start = self._run_from + 1
+            if start >= RECENT_SEQUENCES:
+                del run[:start]
+                start = 0
+            self._run_from = start
         self._max_seq = sequence
         if capture_ms > self._newest_ms:
             self._newest_ms = capture_ms
         heapq.heappush(heap, (capture_ms, sequence, 0, payload))
         return len(heap)
 
+    def _seen(self, sequence: int) -> bool:
+        if sequence > self._top:
+            return False
+        if sequence in self._old_set:
+            return True
+        run = self._run
+        i = bisect_left(run, sequence, self._run_from)
+        return i < len(run) and run[i] == sequence
+
     def _remember(self, sequence: int) -> None:
-        if len(self._recent) == self._recent.maxlen:
-            self._recent_set.discard(self._recent[0])
-        self._recent.append(sequence)
-        self._recent_set.add(sequence)
+        """Only for a sequence number not `_seen`."""
+        run, start = self._run, self._run_from
+        if len(run) > start and sequence < run[-1]:  # the run ends: its numbers go to _old
+            ended = run[start:]
+            self._old.extend(ended)
+            self._old_set.update(ended)
+            run.clear()
+            self._run_from = 0
+        run.append(sequence)
+        if sequence > self._top:
+            self._top = sequence
+        if self._remembered < RECENT_SEQUENCES:
+            self._remembered += 1
+        else:
+            self._forget_oldest()
+
+    def _forget_oldest(self) -> None:
+        if self._old:
+            self._old_set.discard(self._old.popleft())
+            return
+        start = self._run_from + 1
+        if start >= RECENT_SEQUENCES:  # drop the forgotten head now and then, not each time
+            del self._run[:start]
+            start = 0
+        self._run_from = start
 
     def release(self, *, drain: bool = False) -> list[tuple[int, int, bytes]]:
         """Frames now older than the window (all of them when draining), in capture order."""

@@ -215,6 +215,63 @@ def test_forgotten_sequence_numbers_and_equal_frames(fast: bool) -> None:
     assert len([f for f in out if f[1] == 50]) == 7
 
 
+@pytest.mark.parametrize("seed", range(4))
+def test_long_in_order_stretches_remember_as_before(seed: int) -> None:
+    """Runs of thousands of frames in order (the remembered numbers stay a rising run)
+    between repeats from just inside and just outside the 1024 remembered."""
+    rng = random.Random(200 + seed)
+    new, ref = JitterBuffer(jitter_ms=40), RefJitter(jitter_ms=40)
+    seq, ms, outcomes = 0, 0, collections.Counter[str]()
+    for i in range(12_000):
+        if i % 9 == 4:  # a repeat, with a current capture time
+            frame = (seq - rng.randrange(1000, 1050), ms)
+        elif i % 1500 == 700:  # a long reorder or a gap, now and then
+            frame = (seq + rng.choice((-3000, 5)), ms)
+        else:
+            seq, ms = seq + 1, ms + 20
+            frame = (seq, ms)
+        payload = b"%d" % i
+        want = _outcome(ref.push, *frame, payload)
+        if not new.push_next(*frame, payload):
+            assert _outcome(new.push, *frame, payload) == want
+        if want[0] == "ok":
+            outcomes.update(w.kind.value for w in want[1])  # type: ignore[union-attr]
+        if i % 3 == 0:
+            assert new.release() == ref.release()
+    assert new.release(drain=True) == ref.release(drain=True)
+    assert outcomes["duplicate"] > 50 and outcomes["reordered"] > 1000  # forgotten ones
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_the_remembered_sequence_numbers_are_the_last_1024(seed: int) -> None:
+    """Every frame, the numbers at the edge of the window are remembered or forgotten as
+    in the old buffer's deque: through long rising runs (whose forgotten head is
+    dropped now and then), gaps, reorders and late frames with numbers still to come."""
+    rng = random.Random(5 + seed)
+    new, ref = JitterBuffer(jitter_ms=40), RefJitter(jitter_ms=40)
+    seq, ms = 0, 0
+    for i in range(15_000):
+        r = rng.random()
+        if r < 0.002:  # reordered
+            frame = (seq - rng.randrange(2, 40), ms)
+        elif r < 0.004:  # late, with a number still to come
+            frame = (seq + rng.randrange(1, 4), ms - 500)
+        elif r < 0.15:  # a gap: the general path, and the run still rises
+            seq, ms = seq + 2, ms + 40
+            frame = (seq, ms)
+        else:
+            seq, ms = seq + 1, ms + 20
+            frame = (seq, ms)
+        want = _outcome(ref.push, *frame, b"")
+        if not new.push_next(*frame, b""):
+            assert _outcome(new.push, *frame, b"") == want
+        oldest = ref._recent[0]  # the window's edge, and the numbers just forgotten
+        for x in (*range(oldest - 4, oldest + 3), *range(seq - 3, seq + 4)):
+            assert new._seen(x) == (x in ref._recent_set), (i, x)
+        if i % 2:
+            assert new.release() == ref.release()
+
+
 @pytest.mark.parametrize("fast", [False, True])
 def test_a_full_buffer_raises_as_before(fast: bool) -> None:
     new, ref = JitterBuffer(max_frames=4), RefJitter(max_frames=4)
