@@ -106,6 +106,8 @@ class LiveParticipant:
     fresh_connection: bool = True  # no frame yet on this connection
     clock_origin: tuple[int, float] | None = None  # (capture ms, arrival s) of the first frame
     last_skew_warning: float = -1e9
+    checked_spec: StreamSpec | None = None  # a PCM payload of `checked_size` bytes is
+    checked_size: int = 0  # valid under this spec: its frames' usual size, checked once
     epoch_hop: int = 0  # session hop where the current pipeline epoch began
     next_sample: int = -1  # session sample where the next decoded sample goes
     closed: list[SpeechSegment] = field(default_factory=list)  # session hops (bleed removed)
@@ -428,7 +430,7 @@ class LiveEngine:
         sessions, draining = self.sessions, self._draining
         max_frame_ms = self.config.max_frame_ms
         skew_tolerance = SKEW_TOLERANCE_MS + self.config.jitter_ms
-        monotonic = time.monotonic
+        monotonic, pcm = time.monotonic, Codec.PCM16LE
         for i, (handle, sequence, capture_ms, rtp_timestamp, payload) in enumerate(frames):
             if failed and handle in failed:
                 continue
@@ -447,13 +449,17 @@ class LiveEngine:
                 held = 0
                 if capture_ms is not None and not p.fresh_connection:
                     spec, size = p.spec, len(payload)
-                    if spec.codec is Codec.PCM16LE:
+                    if size == p.checked_size and spec is p.checked_spec:
+                        valid = True
+                    elif spec.codec is pcm:
                         width = 2 * spec.channels
                         valid = (
                             size > 0
                             and not size % width
                             and size // width * 1000 / spec.sample_rate <= max_frame_ms
                         )
+                        if valid:
+                            p.checked_spec, p.checked_size = spec, size
                     else:  # raises as `_check_payload` would for a malformed packet
                         valid = size > 0 and opus_packet_ms(payload) <= max_frame_ms
                     if valid and (held := jitter.push_next(sequence, capture_ms, payload)):

@@ -7,6 +7,7 @@ than the 1024 remembered sequence numbers."""
 from __future__ import annotations
 
 import collections
+import dataclasses
 import heapq
 import random
 from collections import deque
@@ -427,6 +428,21 @@ def test_a_resumed_stream_behind_the_analysed_audio_fails_on_the_short_cut() -> 
     assert "must continue the session clock" in str(
         _same(fast, slow, hf, hs, (0, 1500, None, bytes(640)))
     )
+    for engine in (fast, slow):
+        engine._executor.shutdown(wait=True)
+
+
+def test_a_reconnect_with_another_format_checks_payloads_anew() -> None:
+    """1600 bytes: 50 ms at 16 kHz, then (reconnected at 8 kHz) 100 ms, over the limit."""
+    fast, slow = _engine(), _engine()
+    spec = _spec(0, Codec.PCM16LE)
+    hf, hs = fast.open_stream(spec), slow.open_stream(spec)
+    for k in range(5):
+        assert _same(fast, slow, hf, hs, (k, k * 50, None, bytes(1600))) == []
+    spec = dataclasses.replace(spec, sample_rate=8000)
+    hf, hs = fast.open_stream(spec), slow.open_stream(spec)
+    assert _same(fast, slow, hf, hs, (5, 250, None, bytes(800))) == []  # a fresh connection
+    assert "exceeds the 60 ms limit" in str(_same(fast, slow, hf, hs, (6, 300, None, bytes(1600))))
     for engine in (fast, slow):
         engine._executor.shutdown(wait=True)
 
