@@ -13,15 +13,17 @@ healthy node), and a release of every buffer after every batch (a 20 ms tick).
 
 `--reorder p` swaps each channel's frame with its next one with probability p (the
 jitter buffer's reordered path). It prints CPU time (process_time) per frame for
-`_Node.batch` and for the release. It measures whichever engine Python imports, so it
-compares two commits side by side: run it alternately with `PYTHONPATH=<a checkout of
-each>`, a few times each (the figures of one run alone are noise on a shared machine).
+`_Node.batch` and for the release, the median over batches. It measures whichever
+engine Python imports, so it compares two commits side by side: run it alternately
+with `PYTHONPATH=<a checkout of each>`, a few times each (one run's figures alone are
+noise on a shared machine; `taskset -c N` keeps it off a core another job is busy on).
 """
 
 from __future__ import annotations
 
 import argparse
 import random
+import statistics
 import time
 from typing import Any
 
@@ -46,7 +48,8 @@ class _Context:
 
 
 def run(channels: int, batches: int, reorder: float, seed: int = 0) -> tuple[float, float, int]:
-    """(us per frame in `_Node.batch`, us per frame in the releases, warnings seen)."""
+    """(us per frame in `_Node.batch`, us per frame in the releases, warnings seen): the
+    median over batches, which a shared machine's bursts of other load move least."""
     engine = LiveEngine(
         LiveConfig(jitter_ms=20, tick_ms=FRAME_MS, max_streams=4096, max_sessions=1024),
         VadConfig(backend="webrtc"),
@@ -70,8 +73,9 @@ def run(channels: int, batches: int, reorder: float, seed: int = 0) -> tuple[flo
     payload = noise.astype("<i2").tobytes()
     t0 = time.monotonic()
     held: dict[int, pb.ChannelFrame] = {}  # a frame swapped with its channel's next one
-    batch_cpu = release_cpu = 0.0
-    frames = warnings = 0
+    batch_us: list[float] = []
+    release_us: list[float] = []
+    warnings = 0
     for k in range(batches):
         stamp = int((time.monotonic() - t0) * 1000)
         batch = pb.FrameBatch()
@@ -86,19 +90,19 @@ def run(channels: int, batches: int, reorder: float, seed: int = 0) -> tuple[flo
                 batch.frames.append(f)
         # as the server gets it: freshly parsed, no wrapper objects made yet
         batch = pb.FrameBatch.FromString(batch.SerializeToString())
-        frames += len(batch.frames)
+        frames = len(batch.frames)
         c = time.process_time()
         out, _ = node.batch(batch)
-        batch_cpu += time.process_time() - c
+        batch_us.append((time.process_time() - c) / frames * 1e6)
         warnings += sum(len(s.ack.warnings) for s in out)
         if any(s.error for s in out):
             raise RuntimeError(next(s.error for s in out if s.error))
         c = time.process_time()
         for p in participants:
             p.jitter.release()
-        release_cpu += time.process_time() - c
+        release_us.append((time.process_time() - c) / frames * 1e6)
     engine._executor.shutdown(wait=True)
-    return batch_cpu / frames * 1e6, release_cpu / frames * 1e6, warnings
+    return statistics.median(batch_us), statistics.median(release_us), warnings
 
 
 def main() -> None:
