@@ -449,7 +449,7 @@ class _Node:
             capture_ms: int | None = f.capture_ms
             rtp_timestamp: int | None = None
             # An unset oneof member reads 0: a non-zero capture_ms is the one set, and
-            # WhichOneof (which costs more than the rest of this loop) is not needed.
+            # WhichOneof (about 0.3 us, a third of this loop per frame) is not needed.
             if not capture_ms:
                 ts = f.WhichOneof("timestamp")
                 if ts != "capture_ms":
