@@ -431,6 +431,7 @@ class LiveEngine:
         max_frame_ms = self.config.max_frame_ms
         skew_tolerance = SKEW_TOLERANCE_MS + self.config.jitter_ms
         monotonic, pcm = time.monotonic, Codec.PCM16LE
+        opus_ok = _single_frame_tocs(max_frame_ms)
         for i, (handle, sequence, capture_ms, rtp_timestamp, payload) in enumerate(frames):
             if failed and handle in failed:
                 continue
@@ -461,7 +462,9 @@ class LiveEngine:
                         if valid:
                             p.checked_spec, p.checked_size = spec, size
                     else:  # raises as `_check_payload` would for a malformed packet
-                        valid = size > 0 and opus_packet_ms(payload) <= max_frame_ms
+                        valid = size > 0 and (
+                            payload[0] in opus_ok or opus_packet_ms(payload) <= max_frame_ms
+                        )
                     if valid and (held := jitter.push_next(sequence, capture_ms, payload)):
                         p.frames_received += 1
                         if sequence > p.last_sequence:
@@ -1083,6 +1086,15 @@ _OPUS_FRAME_MS = (
     + [10, 20] * 2  # hybrid SWB/FB
     + [2.5, 5, 10, 20] * 4  # CELT
 )
+
+
+@functools.lru_cache(maxsize=8)
+def _single_frame_tocs(max_frame_ms: int) -> frozenset[int]:
+    """TOC bytes of one-frame Opus packets (code 0) no longer than `max_frame_ms`: such a
+    packet is valid whatever follows its TOC byte, so `opus_packet_ms` need not run."""
+    return frozenset(
+        toc for toc in range(256) if toc & 3 == 0 and _OPUS_FRAME_MS[toc >> 3] <= max_frame_ms
+    )
 
 
 def opus_packet_ms(packet: bytes) -> float:

@@ -447,6 +447,29 @@ def test_a_reconnect_with_another_format_checks_payloads_anew() -> None:
         engine._executor.shutdown(wait=True)
 
 
+def test_opus_frame_lengths_against_the_limit_on_the_short_cut() -> None:
+    """Every TOC byte, one frame and more, with a 40 ms limit: valid or not as before."""
+    fast, slow = (
+        LiveEngine(LiveConfig(jitter_ms=60, max_frame_ms=40), VadConfig(backend="webrtc"))
+        for _ in range(2)
+    )
+    spec = _spec(0, Codec.OPUS)
+    outcomes = collections.Counter[str]()
+    for toc in range(256):
+        hf, hs = fast.open_stream(spec), slow.open_stream(spec)  # fresh: errors end it
+        assert _same(fast, slow, hf, hs, (0, toc * 1000, None, bytes([0xF8]))) == []
+        for k, tail in enumerate((b"", b"\x00", b"\x02\x00", b"\x03\x00\x00")):
+            got = _same(
+                fast, slow, hf, hs, (k + 1, toc * 1000 + 20 * k + 20, None, bytes([toc]) + tail)
+            )
+            outcomes[str(got)[:20]] += 1
+            if got:
+                break
+    assert len(outcomes) >= 3  # used, too long, malformed
+    for engine in (fast, slow):
+        engine._executor.shutdown(wait=True)
+
+
 def test_push_batch_equals_push_frame_frame_by_frame(monkeypatch: pytest.MonkeyPatch) -> None:
     """The same frames, batched through the fast path and one by one through `_push`:
     the same warnings (clock skew included), errors, counts, backlog and released frames."""
