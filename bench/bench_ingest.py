@@ -5,11 +5,12 @@ in: `_Node.batch` turns a FrameBatch into (handle, sequence, timestamp, payload)
 items, `LiveEngine.push_batch` checks each frame and puts it in its stream's jitter
 buffer (order, duplicates, gaps, clock skew), and every tick `JitterBuffer.release`
 takes out what is due. This times exactly that, per frame, for real pb.FrameBatch
-messages: `channels` PCM channels in sessions of 8, one 20 ms frame each per batch,
-capture stamps that follow the wall clock (so no clock-skew warning is due, as on a
+messages: `channels` PCM (or Opus) channels in sessions of 8, one 20 ms frame each per
+batch, capture stamps that follow the wall clock (so no clock-skew warning is due, as on a
 healthy node), and a release of every buffer after every batch (a 20 ms tick).
 
     python bench/bench_ingest.py [--channels 256] [--batches 2000] [--reorder 0.0]
+                                 [--codec pcm|opus]
 
 `--reorder p` swaps each channel's frame with its next one with probability p (the
 jitter buffer's reordered path). It prints CPU time (process_time) per frame for
@@ -47,7 +48,9 @@ class _Context:
         return ()
 
 
-def run(channels: int, batches: int, reorder: float, seed: int = 0) -> tuple[float, float, int]:
+def run(
+    channels: int, batches: int, reorder: float, codec: str = "pcm", seed: int = 0
+) -> tuple[float, float, int]:
     """(us per frame in `_Node.batch`, us per frame in the releases, warnings seen): the
     median over batches, which a shared machine's bursts of other load move least."""
     engine = LiveEngine(
@@ -60,8 +63,8 @@ def run(channels: int, batches: int, reorder: float, seed: int = 0) -> tuple[flo
             session_id=f"s{ch // PER_SESSION}",
             participant_ref=f"p{ch}",
             role=pb.ROLE_PARTICIPANT,
-            codec=pb.CODEC_PCM16LE,
-            sample_rate_hz=RATE,
+            codec=pb.CODEC_OPUS if codec == "opus" else pb.CODEC_PCM16LE,
+            sample_rate_hz=48_000 if codec == "opus" else RATE,
             channels=1,
         )
         status = node.open(pb.ChannelOpen(channel=ch, config=cfg))
@@ -71,6 +74,8 @@ def run(channels: int, batches: int, reorder: float, seed: int = 0) -> tuple[flo
     rng = random.Random(seed)
     noise = np.random.default_rng(seed).normal(0, 1000, RATE * FRAME_MS // 1000)
     payload = noise.astype("<i2").tobytes()
+    if codec == "opus":  # one 20 ms CELT frame (TOC 0xF8) of a typical size; not decoded
+        payload = bytes([0xF8]) + payload[:79]
     t0 = time.monotonic()
     held: dict[int, pb.ChannelFrame] = {}  # a frame swapped with its channel's next one
     batch_us: list[float] = []
@@ -110,13 +115,15 @@ def main() -> None:
     ap.add_argument("--channels", type=int, default=256)
     ap.add_argument("--batches", type=int, default=2000, help="measured 20 ms batches")
     ap.add_argument("--reorder", type=float, default=0.0)
+    ap.add_argument("--codec", choices=("pcm", "opus"), default="pcm")
     args = ap.parse_args()
     pin_one_core()
-    run(args.channels, 100, args.reorder)  # unmeasured: imports, caches, allocator warm
-    batch_us, release_us, warnings = run(args.channels, args.batches, args.reorder)
+    run(args.channels, 100, args.reorder, args.codec)  # unmeasured: caches warm up
+    batch_us, release_us, warnings = run(args.channels, args.batches, args.reorder, args.codec)
     print(
-        f"{args.channels} PCM channels, {args.batches} batches: _Node.batch {batch_us:.2f} us"
-        f" per frame, release {release_us:.2f} us per frame ({warnings} warnings)"
+        f"{args.channels} {args.codec} channels, {args.batches} batches: _Node.batch "
+        f"{batch_us:.2f} us per frame, release {release_us:.2f} us per frame "
+        f"({warnings} warnings)"
     )
 
 
