@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import accumulate
 
 import numpy as np
 
@@ -16,6 +17,7 @@ from engine.bleed import hop_levels
 from engine.config import VadConfig
 from engine.types import SpeechSegment
 from engine.vad import Hangover, VadBackend, VadStreamState
+from engine.vad.kernels import H_LAST_END, H_RAW_ON, H_SEG_OPEN, H_SEG_START, H_T
 
 
 @dataclass(slots=True)
@@ -83,7 +85,20 @@ def step(backend: VadBackend, pipelines: Sequence[ParticipantPipeline]) -> list[
         return []
     hops = [p.pending[0] if len(p.pending) == 1 else np.concatenate(p.pending) for p in ready]
     probs = backend.process([p.vad_state for p in ready], hops)
-    _levels(ready, hops)
+    threshold = ready[0].hangover.config.threshold
+    if any(p.hangover.config.threshold != threshold for p in ready):
+        _levels(ready, hops)
+        return _advance(ready, hops, probs)
+    return _advance_batch(ready, hops, probs, threshold)
+
+
+def _advance(
+    ready: Sequence[ParticipantPipeline],
+    hops: Sequence[np.ndarray],
+    probs: Sequence[np.ndarray],
+) -> list[SpeechSegment]:
+    """Per stream: its scored hops counted (and kept) and its probabilities through
+    the hangover. `_advance_batch` gives the same results for many streams at once."""
     closed: list[SpeechSegment] = []
     for p, h, pr in zip(ready, hops, probs, strict=True):
         if p.keep_hops:
@@ -94,6 +109,74 @@ def step(backend: VadBackend, pipelines: Sequence[ParticipantPipeline]) -> list[
         new = p.hangover.push(pr)
         p.segments.extend(new)
         closed.extend(new)
+    return closed
+
+
+def _advance_batch(
+    ready: Sequence[ParticipantPipeline],
+    hops: Sequence[np.ndarray],
+    probs: Sequence[np.ndarray],
+    threshold: float,
+) -> list[SpeechSegment]:
+    """`_advance` and `_levels` for streams sharing one VAD threshold, with the array work
+    done once over all of them: levels, speech flags and each stream's count of hops at
+    or above the onset. A stream whose hops are all below it with no segment open, or
+    all above it, only moves its hangover's clock and run ends: that is written here,
+    and only a stream at a change of state calls the hangover kernel (a call per
+    stream per tick cost more than its work)."""
+    n_hops = [h.shape[0] for h in hops]
+    hb = list(accumulate(n_hops, initial=0))
+    n_probs = [pr.shape[0] for pr in probs]
+    pb = list(accumulate(n_probs, initial=0))
+    flat = np.concatenate(probs)
+    flags = flat >= threshold  # as `_scored` compares, per stream
+    # as the hangover kernel compares: a float32 probability against a float64 onset
+    active = flat.astype(np.float32, copy=False) >= np.float64(threshold)
+    on = np.concatenate(([0], np.cumsum(active)))
+    n_on = (on[pb[1:]] - on[pb[:-1]]).tolist()
+    levels = None  # every stream's, when every stream keeps them (bleed on)
+    if all(p.keep_levels for p in ready):
+        levels = hop_levels(hops[0] if len(hops) == 1 else np.concatenate(hops))
+    elif any(p.keep_levels for p in ready):
+        _levels(ready, hops)
+    closed: list[SpeechSegment] = []
+    for i, p in enumerate(ready):
+        h = hops[i]
+        nh = n_hops[i]
+        n = n_probs[i]
+        if p.keep_hops:
+            p.kept.append(h)
+        if levels is not None:
+            p.levels.append(levels[hb[i] : hb[i + 1]])
+        p.hops_stepped += nh
+        p.pending.clear()
+        if not p.keep_audio:
+            p.hops_done += n
+            if p.unscored:
+                p.unscored.clear()
+        elif n == nh and n and not p.unscored:  # `_scored`'s usual case
+            p.hops_done += n
+            p.audio.append((h, flags[pb[i] : pb[i + 1]]))
+            p.audio_hops += n
+        else:
+            _scored(p, h, probs[i])
+        if not n:
+            continue
+        st = p.hangover._state
+        k = n_on[i]
+        if k == 0 and not st[H_SEG_OPEN] and not st[H_RAW_ON]:  # silence, nothing open
+            st[H_T] += n
+        elif k == n:  # every hop active (onset >= offset): the run goes on or starts
+            t = st[H_T]
+            if not st[H_SEG_OPEN]:
+                st[H_SEG_OPEN] = 1
+                st[H_SEG_START] = t
+            st[H_RAW_ON] = 1
+            st[H_LAST_END] = st[H_T] = t + n
+        else:
+            new = p.hangover.push(probs[i])
+            p.segments.extend(new)
+            closed.extend(new)
     return closed
 
 
