@@ -46,11 +46,15 @@ class ParticipantPipeline:
     def open(cls, name: str, backend: VadBackend, config: VadConfig) -> ParticipantPipeline:
         return cls(name=name, vad_state=backend.open_stream(), hangover=Hangover(config))
 
-    def feed(self, samples: np.ndarray) -> None:
-        """Queue 16 kHz mono int16 samples; whole hops wait for the next `step`."""
+    def feed(self, samples: np.ndarray, *, owned: bool = False) -> None:
+        """Queue 16 kHz mono int16 samples; whole hops wait for the next `step`.
+
+        `owned`: the caller hands `samples` over (a decoder's fresh output, not kept or
+        changed by anyone after): hops that are `samples` itself are then held without
+        a copy. Hops from the framer's buffer are always copied."""
         hops = self.framer.push(samples)
         if hops.shape[0]:
-            self.pending.append(hops.copy())
+            self.pending.append(hops if owned and hops.base is samples else hops.copy())
             self.hops_in += hops.shape[0]
 
     def take_audio(self) -> list[tuple[np.ndarray, np.ndarray]]:
