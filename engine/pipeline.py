@@ -136,8 +136,11 @@ def _advance_batch(
     flags = flat >= threshold  # as `_scored` compares, per stream
     # as the hangover kernel compares: a float32 probability against a float64 onset
     active = flat.astype(np.float32, copy=False) >= np.float64(threshold)
-    on = np.concatenate(([0], np.cumsum(active)))
-    n_on = (on[pb[1:]] - on[pb[:-1]]).tolist()
+    if 0 not in n_probs:  # reduceat sums [pb[i], pb[i + 1]); an empty one it gets wrong
+        n_on = np.add.reduceat(active, pb[:-1], dtype=np.int64).tolist()
+    else:
+        on = np.concatenate(([0], np.cumsum(active)))
+        n_on = (on[pb[1:]] - on[pb[:-1]]).tolist()
     levels = None  # every stream's, when every stream keeps them (bleed on)
     if all(p.keep_levels for p in ready):
         levels = hop_levels(hops[0] if len(hops) == 1 else np.concatenate(hops))
