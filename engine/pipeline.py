@@ -88,12 +88,25 @@ def step(backend: VadBackend, pipelines: Sequence[ParticipantPipeline]) -> list[
     if not ready:
         return []
     hops = [p.pending[0] if len(p.pending) == 1 else np.concatenate(p.pending) for p in ready]
-    probs = backend.process([p.vad_state for p in ready], hops)
+    states = [p.vad_state for p in ready]
     threshold = ready[0].hangover.config.threshold
     if any(p.hangover.config.threshold != threshold for p in ready):
+        probs = backend.process(states, hops)
         _levels(ready, hops)
         return _advance(ready, hops, probs)
-    return _advance_batch(ready, hops, probs, threshold)
+    # every stream's hops in one array: for the levels, and for a backend that scores
+    # them as they are (no validation, concatenation or split per stream)
+    n_hops = [h.shape[0] for h in hops]
+    flat_hops = hops[0] if len(hops) == 1 else np.concatenate(hops)
+    process_flat = getattr(backend, "process_flat", None)
+    if process_flat is not None:
+        flat = process_flat(states, flat_hops, n_hops)
+        n_probs = n_hops
+    else:
+        probs = backend.process(states, hops)
+        flat = probs[0] if len(probs) == 1 else np.concatenate(probs)
+        n_probs = [pr.shape[0] for pr in probs]
+    return _advance_batch(ready, hops, n_hops, flat_hops, flat, n_probs, threshold)
 
 
 def _advance(
@@ -119,20 +132,21 @@ def _advance(
 def _advance_batch(
     ready: Sequence[ParticipantPipeline],
     hops: Sequence[np.ndarray],
-    probs: Sequence[np.ndarray],
+    n_hops: Sequence[int],
+    flat_hops: np.ndarray,
+    flat: np.ndarray,
+    n_probs: Sequence[int],
     threshold: float,
 ) -> list[SpeechSegment]:
     """`_advance` and `_levels` for streams sharing one VAD threshold, with the array work
     done once over all of them: levels, speech flags and each stream's count of hops at
-    or above the onset. A stream whose hops are all below it with no segment open, or
-    all above it, only moves its hangover's clock and run ends: that is written here,
-    and only a stream at a change of state calls the hangover kernel (a call per
-    stream per tick cost more than its work)."""
-    n_hops = [h.shape[0] for h in hops]
+    or above the onset. `flat_hops` and `flat` are every stream's hops and probabilities,
+    stream after stream (`n_hops`, `n_probs` each). A stream whose hops are all below the
+    onset with no segment open, or all above it, only moves its hangover's clock and run
+    ends: that is written here, and only a stream at a change of state calls the
+    hangover kernel (a call per stream per tick cost more than its work)."""
     hb = list(accumulate(n_hops, initial=0))
-    n_probs = [pr.shape[0] for pr in probs]
     pb = list(accumulate(n_probs, initial=0))
-    flat = np.concatenate(probs)
     flags = flat >= threshold  # as `_scored` compares, per stream
     # as the hangover kernel compares: a float32 probability against a float64 onset
     active = flat.astype(np.float32, copy=False) >= np.float64(threshold)
@@ -143,7 +157,7 @@ def _advance_batch(
         n_on = (on[pb[1:]] - on[pb[:-1]]).tolist()
     levels = None  # every stream's, when every stream keeps them (bleed on)
     if all(p.keep_levels for p in ready):
-        levels = hop_levels(hops[0] if len(hops) == 1 else np.concatenate(hops))
+        levels = hop_levels(flat_hops)
     elif any(p.keep_levels for p in ready):
         _levels(ready, hops)
     closed: list[SpeechSegment] = []
@@ -166,7 +180,7 @@ def _advance_batch(
             p.audio.append((h, flags[pb[i] : pb[i + 1]]))
             p.audio_hops += n
         else:
-            _scored(p, h, probs[i])
+            _scored(p, h, flat[pb[i] : pb[i + 1]])
         if not n:
             continue
         st = p.hangover._state
@@ -181,7 +195,7 @@ def _advance_batch(
             st[H_RAW_ON] = 1
             st[H_LAST_END] = st[H_T] = t + n
         else:
-            new = p.hangover.push(probs[i])
+            new = p.hangover.push(flat[pb[i] : pb[i + 1]])
             p.segments.extend(new)
             closed.extend(new)
     return closed

@@ -186,3 +186,21 @@ def test_mixed_thresholds_take_the_per_stream_path() -> None:
         assert step(backend, a) == _reference_step(backend, b)
     for x, y in zip(a, b, strict=True):
         _same(x, y)
+
+
+def test_webrtc_process_flat_equals_process() -> None:
+    """`step` hands the webrtc backend every stream's hops in one array."""
+    backend = make_backend(VadConfig(backend="webrtc"))
+    rng = np.random.default_rng(9)
+    a = [backend.open_stream() for _ in range(5)]
+    b = [backend.open_stream() for _ in range(5)]
+    for _ in range(30):
+        hops = [_signal(rng, int(n) * HOP).reshape(-1, HOP) for n in rng.integers(0, 6, len(a))]
+        want = np.concatenate(backend.process(a, hops))
+        got = backend.process_flat(b, np.concatenate(hops), [h.shape[0] for h in hops])  # type: ignore[attr-defined]
+        assert got.dtype == np.float32
+        assert_array_equal(got, want)
+    with pytest.raises(ValueError, match="hops counted"):
+        backend.process_flat(b[:2], np.zeros((3, HOP), np.int16), [1, 1])  # type: ignore[attr-defined]
+    with pytest.raises(ValueError, match="int16"):
+        backend.process_flat(b[:1], np.zeros((3, HOP), np.int32), [3])  # type: ignore[attr-defined]
