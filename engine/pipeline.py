@@ -17,7 +17,6 @@ from engine.bleed import hop_levels
 from engine.config import VadConfig
 from engine.types import SpeechSegment
 from engine.vad import Hangover, VadBackend, VadStreamState
-from engine.vad.kernels import H_LAST_END, H_RAW_ON, H_SEG_OPEN, H_SEG_START, H_T
 
 
 @dataclass(slots=True)
@@ -142,14 +141,13 @@ def _advance_batch(
     done once over all of them: levels, speech flags and each stream's count of hops at
     or above the onset. `flat_hops` and `flat` are every stream's hops and probabilities,
     stream after stream (`n_hops`, `n_probs` each). A stream whose hops are all below the
-    onset with no segment open, or all above it, only moves its hangover's clock and run
-    ends: that is written here, and only a stream at a change of state calls the
-    hangover kernel (a call per stream per tick cost more than its work)."""
+    onset with no segment open, or all above it, needs no hangover kernel call
+    (`Hangover.push_uniform`): only a stream at a change of state makes one."""
     hb = list(accumulate(n_hops, initial=0))
     pb = list(accumulate(n_probs, initial=0))
     flags = flat >= threshold  # as `_scored` compares, per stream
     # as the hangover kernel compares: a float32 probability against a float64 onset
-    active = flat.astype(np.float32, copy=False) >= np.float64(threshold)
+    active = flat.astype(np.float32, copy=False).astype(np.float64) >= threshold
     if 0 not in n_probs:  # reduceat sums [pb[i], pb[i + 1]); an empty one it gets wrong
         n_on = np.add.reduceat(active, pb[:-1], dtype=np.int64).tolist()
     else:
@@ -181,20 +179,7 @@ def _advance_batch(
             p.audio_hops += n
         else:
             _scored(p, h, flat[pb[i] : pb[i + 1]])
-        if not n:
-            continue
-        st = p.hangover._state
-        k = n_on[i]
-        if k == 0 and not st[H_SEG_OPEN] and not st[H_RAW_ON]:  # silence, nothing open
-            st[H_T] += n
-        elif k == n:  # every hop active (onset >= offset): the run goes on or starts
-            t = st[H_T]
-            if not st[H_SEG_OPEN]:
-                st[H_SEG_OPEN] = 1
-                st[H_SEG_START] = t
-            st[H_RAW_ON] = 1
-            st[H_LAST_END] = st[H_T] = t + n
-        else:
+        if n and not p.hangover.push_uniform(n, n_on[i]):
             new = p.hangover.push(flat[pb[i] : pb[i + 1]])
             p.segments.extend(new)
             closed.extend(new)

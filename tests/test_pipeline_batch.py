@@ -19,7 +19,7 @@ from engine import pipeline
 from engine.config import VadConfig
 from engine.pipeline import ParticipantPipeline, finish, step
 from engine.types import HOP, SpeechSegment
-from engine.vad import VadBackend, make_backend
+from engine.vad import Hangover, VadBackend, make_backend
 
 # Probabilities on and around the onset (0.5) and offset (0.35) of the default config,
 # float32 values that round across them included.
@@ -204,3 +204,34 @@ def test_webrtc_process_flat_equals_process() -> None:
         backend.process_flat(b[:2], np.zeros((3, HOP), np.int16), [1, 1])  # type: ignore[attr-defined]
     with pytest.raises(ValueError, match="int16"):
         backend.process_flat(b[:1], np.zeros((3, HOP), np.int32), [3])  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("hysteresis", [0.0, 0.15])
+def test_hangover_push_uniform_equals_push(hysteresis: float) -> None:
+    """Where `push_uniform` takes a chunk, `push` would have left the same state and
+    closed nothing; where it declines, it changes nothing."""
+    config = VadConfig(hysteresis=hysteresis, min_speech_ms=30, min_silence_ms=40)
+    rng = np.random.default_rng(11)
+    a, b = Hangover(config), Hangover(config)
+    taken = declined = 0
+    segs_a: list[SpeechSegment] = []
+    segs_b: list[SpeechSegment] = []
+    for _ in range(3000):
+        n = int(rng.integers(1, 5))
+        kind = rng.random()
+        pool = TABLE if kind < 0.4 else (TABLE[TABLE >= 0.5] if kind < 0.7 else TABLE[TABLE < 0.5])
+        probs = rng.choice(pool, n).astype(np.float32)
+        segs_a += a.push(probs)
+        before = b._state.copy()
+        k = int((probs.astype(np.float64) >= config.threshold).sum())
+        if b.push_uniform(n, k):
+            taken += 1
+        else:
+            declined += 1
+            assert_array_equal(b._state, before)
+            segs_b += b.push(probs)
+        assert_array_equal(a._state, b._state)
+        assert segs_a == segs_b
+        if rng.random() < 0.01:
+            assert a.flush() == b.flush()
+    assert taken > 500 and declined > 500 and segs_a
