@@ -960,6 +960,14 @@ class LiveEngine:
         unknown. Short holes are bridged with zeros so one lost packet does not split an
         utterance; long ones end the epoch (the VAD restarts after them).
         """
+        at = p.next_sample
+        if at >= 0 and -CONTIGUOUS_TOLERANCE <= start - at <= CONTIGUOUS_TOLERANCE:
+            # the usual case, right after the last frame: the branches below pass it on
+            # as is, and the decoder's output is ours to keep
+            p.placed_sequence = sequence
+            p.pipeline.feed(pcm, owned=True)
+            p.next_sample = at + pcm.shape[0]
+            return
         contiguous_seq = sequence == p.placed_sequence + 1
         p.placed_sequence = sequence
         if p.next_sample < 0:
@@ -1004,10 +1012,11 @@ class LiveEngine:
                     if p.mic is not None:
                         p.mic.add_vad([p.fresh[-1]])
             p.pipeline.segments.clear()
-        for lv in p.pipeline.levels:  # per-hop levels for the bleed stage, on session hops
-            p.levels.append((p.epoch_hop + p.level_hops, lv))
-            p.level_hops += lv.shape[0]
-        p.pipeline.levels.clear()
+        if p.pipeline.levels:  # per-hop levels for the bleed stage, on session hops
+            for lv in p.pipeline.levels:
+                p.levels.append((p.epoch_hop + p.level_hops, lv))
+                p.level_hops += lv.shape[0]
+            p.pipeline.levels.clear()
 
     def _end_epoch(self, p: LiveParticipant) -> None:
         """A gap or a disconnect: close what is open, restart the stream state."""

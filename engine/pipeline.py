@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import accumulate
 
 import numpy as np
 
@@ -44,11 +45,15 @@ class ParticipantPipeline:
     def open(cls, name: str, backend: VadBackend, config: VadConfig) -> ParticipantPipeline:
         return cls(name=name, vad_state=backend.open_stream(), hangover=Hangover(config))
 
-    def feed(self, samples: np.ndarray) -> None:
-        """Queue 16 kHz mono int16 samples; whole hops wait for the next `step`."""
+    def feed(self, samples: np.ndarray, *, owned: bool = False) -> None:
+        """Queue 16 kHz mono int16 samples; whole hops wait for the next `step`.
+
+        `owned`: the caller hands `samples` over (a decoder's fresh output, not kept or
+        changed by anyone after): hops that are `samples` itself are then held without
+        a copy. Hops from the framer's buffer are always copied."""
         hops = self.framer.push(samples)
         if hops.shape[0]:
-            self.pending.append(hops.copy())
+            self.pending.append(hops if owned and hops.base is samples else hops.copy())
             self.hops_in += hops.shape[0]
 
     def take_audio(self) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -82,8 +87,34 @@ def step(backend: VadBackend, pipelines: Sequence[ParticipantPipeline]) -> list[
     if not ready:
         return []
     hops = [p.pending[0] if len(p.pending) == 1 else np.concatenate(p.pending) for p in ready]
-    probs = backend.process([p.vad_state for p in ready], hops)
-    _levels(ready, hops)
+    states = [p.vad_state for p in ready]
+    threshold = ready[0].hangover.config.threshold
+    if any(p.hangover.config.threshold != threshold for p in ready):
+        probs = backend.process(states, hops)
+        _levels(ready, hops)
+        return _advance(ready, hops, probs)
+    # every stream's hops in one array: for the levels, and for a backend that scores
+    # them as they are (no validation, concatenation or split per stream)
+    n_hops = [h.shape[0] for h in hops]
+    flat_hops = hops[0] if len(hops) == 1 else np.concatenate(hops)
+    process_flat = getattr(backend, "process_flat", None)
+    if process_flat is not None:
+        flat = process_flat(states, flat_hops, n_hops)
+        n_probs = n_hops
+    else:
+        probs = backend.process(states, hops)
+        flat = probs[0] if len(probs) == 1 else np.concatenate(probs)
+        n_probs = [pr.shape[0] for pr in probs]
+    return _advance_batch(ready, hops, n_hops, flat_hops, flat, n_probs, threshold)
+
+
+def _advance(
+    ready: Sequence[ParticipantPipeline],
+    hops: Sequence[np.ndarray],
+    probs: Sequence[np.ndarray],
+) -> list[SpeechSegment]:
+    """Per stream: its scored hops counted (and kept) and its probabilities through
+    the hangover. `_advance_batch` gives the same results for many streams at once."""
     closed: list[SpeechSegment] = []
     for p, h, pr in zip(ready, hops, probs, strict=True):
         if p.keep_hops:
@@ -94,6 +125,64 @@ def step(backend: VadBackend, pipelines: Sequence[ParticipantPipeline]) -> list[
         new = p.hangover.push(pr)
         p.segments.extend(new)
         closed.extend(new)
+    return closed
+
+
+def _advance_batch(
+    ready: Sequence[ParticipantPipeline],
+    hops: Sequence[np.ndarray],
+    n_hops: Sequence[int],
+    flat_hops: np.ndarray,
+    flat: np.ndarray,
+    n_probs: Sequence[int],
+    threshold: float,
+) -> list[SpeechSegment]:
+    """`_advance` and `_levels` for streams sharing one VAD threshold, with the array work
+    done once over all of them: levels, speech flags and each stream's count of hops at
+    or above the onset. `flat_hops` and `flat` are every stream's hops and probabilities,
+    stream after stream (`n_hops`, `n_probs` each). A stream whose hops are all below the
+    onset with no segment open, or all above it, needs no hangover kernel call
+    (`Hangover.push_uniform`): only a stream at a change of state makes one."""
+    hb = list(accumulate(n_hops, initial=0))
+    pb = list(accumulate(n_probs, initial=0))
+    flags = flat >= threshold  # as `_scored` compares, per stream
+    # as the hangover kernel compares: a float32 probability against a float64 onset
+    active = flat.astype(np.float32, copy=False).astype(np.float64) >= threshold
+    if 0 not in n_probs:  # reduceat sums [pb[i], pb[i + 1]); an empty one it gets wrong
+        n_on = np.add.reduceat(active, pb[:-1], dtype=np.int64).tolist()
+    else:
+        on = np.concatenate(([0], np.cumsum(active)))
+        n_on = (on[pb[1:]] - on[pb[:-1]]).tolist()
+    levels = None  # every stream's, when every stream keeps them (bleed on)
+    if all(p.keep_levels for p in ready):
+        levels = hop_levels(flat_hops)
+    elif any(p.keep_levels for p in ready):
+        _levels(ready, hops)
+    closed: list[SpeechSegment] = []
+    for i, p in enumerate(ready):
+        h = hops[i]
+        nh = n_hops[i]
+        n = n_probs[i]
+        if p.keep_hops:
+            p.kept.append(h)
+        if levels is not None:
+            p.levels.append(levels[hb[i] : hb[i + 1]])
+        p.hops_stepped += nh
+        p.pending.clear()
+        if not p.keep_audio:
+            p.hops_done += n
+            if p.unscored:
+                p.unscored.clear()
+        elif n == nh and n and not p.unscored:  # `_scored`'s usual case
+            p.hops_done += n
+            p.audio.append((h, flags[pb[i] : pb[i + 1]]))
+            p.audio_hops += n
+        else:
+            _scored(p, h, flat[pb[i] : pb[i + 1]])
+        if n and not p.hangover.push_uniform(n, n_on[i]):
+            new = p.hangover.push(flat[pb[i] : pb[i + 1]])
+            p.segments.extend(new)
+            closed.extend(new)
     return closed
 
 

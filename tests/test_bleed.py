@@ -112,6 +112,23 @@ def test_hop_levels_match_numpy_including_silence_and_clipping() -> None:
         hop_levels(hops.astype(np.int32))
 
 
+def test_hop_levels_equal_a_float64_sum_bit_for_bit() -> None:
+    """The kernel sums squares in integers; a float64 sum in hop order (as it once ran)
+    is exact for int16 hops too, so the levels are identical, not merely close."""
+    rng = np.random.default_rng(3)
+    hops = rng.integers(-32768, 32768, (400, HOP)).astype(np.int16)
+    hops >>= rng.integers(0, 16, (400, 1)).astype(np.int16)  # every loudness
+    hops[0], hops[1], hops[2] = 0, 32767, -32768
+    e = np.zeros(hops.shape[0])
+    for k in range(HOP):  # float64, sample after sample
+        x = hops[:, k].astype(np.float64)
+        e += x * x
+    want = (10.0 * np.log10(e / HOP + 1.0) - 20.0 * math.log10(32768.0)).astype(np.float32)
+    got = hop_levels(hops)
+    np.testing.assert_array_equal(got.view(np.int32), want.view(np.int32))
+    np.testing.assert_array_equal(hop_levels(hops[::3, :]), got[::3])  # strided rows
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_bleed_kernel_matches_reference(seed: int) -> None:
     rng = np.random.default_rng(seed)

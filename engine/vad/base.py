@@ -77,6 +77,28 @@ class Hangover:
             segments.extend(self._step(probs[start : start + cap]))
         return segments
 
+    def push_uniform(self, n: int, n_active: int) -> bool:
+        """Feed `n` probabilities of which `n_active` reach the onset (a float32
+        probability against the float64 threshold, as the kernel compares), when the
+        count alone decides what `push` would do: all below with no segment open (only
+        the clock moves) or all at or above (a run starts or goes on; nothing closes).
+        Returns False, changing nothing, otherwise: then `push` them. A live tick's few
+        hops per stream are mostly one of the two, and the kernel call cost more than
+        its work."""
+        st = self._state
+        if n_active == 0 and not st[kernels.H_SEG_OPEN] and not st[kernels.H_RAW_ON]:
+            st[kernels.H_T] += n
+            return True
+        if n_active == n:  # the offset is at or below the onset: every hop is active
+            t = st[kernels.H_T]
+            if not st[kernels.H_SEG_OPEN]:
+                st[kernels.H_SEG_OPEN] = 1
+                st[kernels.H_SEG_START] = t
+            st[kernels.H_RAW_ON] = 1
+            st[kernels.H_LAST_END] = st[kernels.H_T] = t + n
+            return True
+        return False
+
     def _step(self, probs: np.ndarray) -> list[SpeechSegment]:
         """At most len(_out) - 1 probabilities through the kernel."""
         c = self.config

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from itertools import repeat
+from itertools import accumulate, repeat
 
 import numpy as np
 import webrtcvad
@@ -53,25 +53,46 @@ class WebRtcBackend:
                 raise TypeError(f"not a webrtc stream state: {type(state).__name__}")
             check_hops(h)
             ours.append(state)
-        cores = [s.core for s in ours]
-        if _process is None or None in cores or len(hops) < 2:
+        if _process is None or len(hops) < 2 or any(s.core is None for s in ours):
             return [self._one(s, h) for s, h in zip(ours, hops, strict=True)]
-        # Every stream's hops in one pass: the C call behind Vad.is_speech once per hop,
-        # each with its stream's own detector, and no Python frame or array per stream
-        # (a live tick has a few hops per stream; the per-stream set-up cost more).
         counts = [h.shape[0] for h in hops]
-        flat = np.concatenate(hops)
-        per_hop = [c for c, n in zip(cores, counts, strict=True) for _ in range(n)]
-        out = np.fromiter(
-            map(_process, per_hop, repeat(SAMPLE_RATE), flat, repeat(HOP)),
-            dtype=np.float32,
-            count=flat.shape[0],
-        )
+        out = self.process_flat(ours, np.concatenate(hops), counts)
         results, at = [], 0
         for n in counts:
             results.append(out[at : at + n])
             at += n
         return results
+
+    def process_flat(
+        self, states: Sequence[VadStreamState], hops: np.ndarray, counts: Sequence[int]
+    ) -> np.ndarray:
+        """`process` for hops already in one array, stream after stream (`counts[i]` of
+        `states[i]`); returns one probability per hop in the same order."""
+        check_hops(hops)
+        hops = np.ascontiguousarray(hops)  # the C call reads each row as one buffer
+        if len(states) != len(counts) or sum(counts) != hops.shape[0]:
+            raise ValueError(
+                f"{len(states)} states, {sum(counts)} hops counted, {hops.shape[0]} given"
+            )
+        ours: list[WebRtcState] = []
+        for state in states:
+            if not isinstance(state, WebRtcState):
+                raise TypeError(f"not a webrtc stream state: {type(state).__name__}")
+            ours.append(state)
+        cores = [s.core for s in ours]
+        if _process is None or None in cores:
+            at = list(accumulate(counts, initial=0))
+            parts = [self._one(s, hops[a:b]) for s, a, b in zip(ours, at, at[1:], strict=False)]
+            return np.concatenate(parts) if parts else np.zeros(0, np.float32)
+        # Every stream's hops in one pass: the C call behind Vad.is_speech once per hop,
+        # each with its stream's own detector, and no Python frame or array per stream
+        # (a live tick has a few hops per stream; the per-stream set-up cost more).
+        per_hop = [c for c, n in zip(cores, counts, strict=True) for _ in range(n)]
+        return np.fromiter(
+            map(_process, per_hop, repeat(SAMPLE_RATE), hops, repeat(HOP)),
+            dtype=np.float32,
+            count=hops.shape[0],
+        )
 
     @staticmethod
     def _one(state: WebRtcState, h: np.ndarray) -> np.ndarray:
