@@ -125,6 +125,8 @@ class LiveParticipant:
     needs_finish: bool = False  # the stream ended: finish its epoch on the next tick
     carried: list[tuple[int, int, bytes]] = field(default_factory=list)  # a replaced
     # connection's frames, still to analyse before the new connection's
+    finish_carried: bool = False  # the old connection's epoch (with `carried`, if any)
+    # ends at the next tick, apart from the new connection's frames
     mic: SharedMicStream | None = None  # a shared microphone: its speech is diarized
 
     def position_hop(self) -> int:
@@ -347,6 +349,9 @@ class LiveEngine:
             # The old connection's buffered frames are analysed first, then its epoch ends.
             p.carried.extend(p.jitter.release(drain=True))
             p.needs_finish = bool(p.carried) or p.needs_finish
+            # An old epoch still to finish ends on its own: were the new connection's
+            # first frames drained into that pass, the epoch would end inside them.
+            p.finish_carried = p.needs_finish
             p.jitter = self._jitter()
             p.fresh_connection = True
             p.clock_origin = None
@@ -757,8 +762,9 @@ class LiveEngine:
             if only is not None and sid != only:
                 continue
             for p in s.participants.values():
-                if p.carried:  # a replaced connection's frames first; new ones next tick
-                    frames, p.carried = p.carried, []
+                if p.finish_carried:  # a replaced connection's frames first; new ones
+                    frames, p.carried = p.carried, []  # next tick
+                    p.finish_carried = False
                     ending = True
                     if drain:
                         frames += p.jitter.release(drain=True)

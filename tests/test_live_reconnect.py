@@ -1,0 +1,73 @@
+"""A reconnect that comes before the tick which ends the old connection's epoch.
+
+Why: a stream's close marks its epoch to end at the next tick. A reconnect landing
+before that tick, with new frames already buffered, once had those frames drained into
+the old epoch's closing pass, and the epoch ended in the middle of the new connection's
+first utterance (speech was lost at the cut). The gRPC test of reconnects
+(test_server_lifecycle.py) hit it only when the machine was loaded; this drives the
+engine's ticks by hand so the ordering is certain.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from engine.config import LiveConfig, VadConfig
+from engine.ingest import Codec, Role, StreamSpec
+from engine.live import LiveEngine, StreamHandle
+from tests.live_util import talk
+
+PART = talk(("q", 0.3), ("v", 1.2), ("q", 0.5))  # 2 s, speech in the middle
+FRAME = 320  # 20 ms at 16 kHz
+
+
+def _spec(session: str) -> StreamSpec:
+    return StreamSpec(
+        session_id=session,
+        participant_ref="ana",
+        role=Role.PARTICIPANT,
+        codec=Codec.PCM16LE,
+        sample_rate=16_000,
+        channels=1,
+    )
+
+
+def _push(engine: LiveEngine, h: StreamHandle, start_ms: int, frames: range) -> None:
+    for k in frames:
+        pcm = PART[k * FRAME : (k + 1) * FRAME]
+        engine.push_frame(h, k, start_ms + 20 * k, None, pcm.tobytes())
+
+
+async def _speaking_s(engine: LiveEngine, session: str, pid: str) -> float:
+    view = await engine.end_session(session)
+    [p] = [v for v in view.participants if v.participant_id == pid]
+    return p.speaking_s
+
+
+@pytest.mark.parametrize("cut_frames", [18, 22, 30])  # 0.06-0.3 s into the utterance
+async def test_a_reconnect_before_the_old_epoch_ends_keeps_the_new_audio_whole(
+    cut_frames: int,
+) -> None:
+    engine = LiveEngine(LiveConfig(jitter_ms=20, tick_ms=20), VadConfig(backend="webrtc"))
+    try:
+        frames = range(PART.shape[0] // FRAME)
+        ref = engine.open_stream(_spec("ref"))  # the same audio, alone: the expected figure
+        _push(engine, ref, 0, frames)
+        once = await _speaking_s(engine, "ref", ref.pid)
+        assert once > 1.0
+
+        first = engine.open_stream(_spec("room"))
+        _push(engine, first, 0, frames)
+        await engine.flush_stream(first)  # the sender half-closed: all of it analysed
+        engine.close_stream(first)  # its epoch ends at the next tick...
+        second = engine.open_stream(_spec("room"))  # ...but the participant is back first
+        assert second.pid == first.pid
+        cut = frames[:cut_frames]  # the first utterance (from 0.3 s) has begun
+        _push(engine, second, 3000, cut)
+        await engine._process()  # the tick that ends the old epoch
+        _push(engine, second, 3000, frames[len(cut) :])
+        await engine._process()
+        twice = await _speaking_s(engine, "room", second.pid)
+        assert twice == 2 * once  # both connections count, the second one whole
+    finally:
+        engine._executor.shutdown(wait=True)
