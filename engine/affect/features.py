@@ -328,7 +328,13 @@ class SpeechWindow:
         """Add whole hops (`pcm` int16[h * HOP], `speech` bool[h]); return full windows."""
         if pcm.dtype != np.int16 or pcm.ndim != 1 or pcm.shape[0] != speech.shape[0] * HOP:
             raise ValueError("need int16 samples of whole hops and one speech flag per hop")
-        hops = pcm.reshape(-1, HOP)[np.asarray(speech, bool)].reshape(-1)
+        return self.push_hops(pcm.reshape(-1, HOP)[np.asarray(speech, bool)])
+
+    def push_hops(self, hops: np.ndarray) -> list[np.ndarray]:
+        """Add speech hops (int16 (h, HOP), all kept); return full windows."""
+        if hops.dtype != np.int16 or hops.ndim != 2 or hops.shape[1] != HOP:
+            raise ValueError(f"need int16 hops of shape (h, {HOP})")
+        hops = hops.reshape(-1)
         full: list[np.ndarray] = []
         pos = 0
         cap = self.buf.shape[0]

@@ -227,12 +227,13 @@ def _mean_sd(s: np.ndarray) -> tuple[float, float]:
 class ProsodyTracker:
     """One participant's prosody. Not shared between streams; cheap to create."""
 
-    __slots__ = ("_nuclei_params", "_pitch_params", "_pulse_params", "config", "state")
+    __slots__ = ("_nuclei_params", "_pitch_params", "_pulse_params", "config", "lag_hi", "state")
 
     def __init__(self, config: ProsodyConfig | None = None) -> None:
         self.config = config or ProsodyConfig()
         self.state = ProsodyState()
         c = self.config
+        self.lag_hi = c.lag_hi  # the config is frozen; read per batch
         self._pitch_params = np.zeros(k.PITCH_PARAMS_SIZE)
         self._pitch_params[k.P_LAG_LO] = c.lag_lo
         self._pitch_params[k.P_LAG_HI] = c.lag_hi
@@ -393,6 +394,7 @@ def process_batch(
     bufs_all = np.empty(HISTORY * len(trackers) + HOP * ends[-1])
     bufs: list[np.ndarray] = []
     starts: list[int] = []  # each stream's first row (its extra previous hop, if any)
+    bounds = [0]  # each stream's spectra: frames [bounds[i], bounds[i + 1])
     first = HISTORY + HOP - k.FRAME
     row = kept = at = 0
     for t, pcm, n, m, p in zip(trackers, pcms, counts, masks, pre, strict=True):
@@ -417,10 +419,10 @@ def process_batch(
             sel[kept:],
             level[row : row + n + p],
         )
+        bounds.append(kept)
         row += n + p
-    starts.append(row)
     rows = rows[:kept]
-    lag_max = max(t.config.lag_hi for t in trackers) + 2
+    lag_max = max(t.lag_hi for t in trackers) + 2
     acf = np.zeros((total, lag_max))
     power = np.empty((kept, k.N_BINS))
     for a in range(0, kept, FFT_BLOCK):
@@ -437,7 +439,6 @@ def process_batch(
             acf[rows[a:b]] = np.fft.irfft(pw, k.NFFT, axis=1)[:, :lag_max]
         elif n_sel:
             acf[rows[a:b][s]] = np.fft.irfft(pw[s], k.NFFT, axis=1)[:, :lag_max]
-    bounds = np.searchsorted(rows, starts).tolist()  # each stream's spectra: [lo, hi)
     values = np.empty((ends[-1], k.N_FEATURES))
     voiced = np.empty(ends[-1], dtype=np.uint8)
     nucleus = np.empty(ends[-1], dtype=np.uint8)
