@@ -8,7 +8,7 @@ tick. The digest covers every ProsodyHops `process_batch` returns, every feature
 given to the model, the model's outputs, every cue and each stream's final state.
 
     PYTHONPATH=<tree> python bench/bench_affect_digest.py [--streams 64] [--seconds 60]
-        [--reps 3] [--digest]
+        [--reps 3] [--digest] [--feed /tmp/feed.npz]
 
 Prints CPU time (time.process_time) per stream-second, best of --reps, and with
 --digest one sha256 over all outputs (a separate, untimed run).
@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import hashlib
+import os
 import sys
 import time
 from collections import deque
@@ -191,10 +192,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seconds", type=float, default=60.0)
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--digest", action="store_true")
+    ap.add_argument("--feed", help="a .npz to load the prepared feed from (or save it to)")
     args = ap.parse_args(argv)
     core = pin_one_core()
     shared_model()
-    feed = prepare(args.streams, args.seconds)
+    if args.feed and os.path.exists(args.feed):
+        with np.load(args.feed) as z:
+            feed = [(z[f"pcm{i}"], z[f"sp{i}"]) for i in range(args.streams)]
+    else:
+        feed = prepare(args.streams, args.seconds)
+        if args.feed:  # the same input for both sides of a comparison, prepared once
+            arrays = {f"pcm{i}": p for i, (p, _) in enumerate(feed)}
+            np.savez(args.feed, **arrays, **{f"sp{i}": m for i, (_, m) in enumerate(feed)})
     speech = float(np.mean(np.concatenate([sp for _, sp in feed])))
     ticks = schedule(feed)
     run(ticks[:50], args.streams)  # warm-up: numba, ONNX
