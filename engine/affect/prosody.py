@@ -423,7 +423,9 @@ def process_batch(
         row += n + p
     rows = rows[:kept]
     lag_max = max(t.lag_hi for t in trackers) + 2
-    acf = np.zeros((total, lag_max))
+    # The pitch kernel reads autocorrelations on speech hops only: a batch without
+    # speech (most, live) needs no columns, and zeroing them cost more than its kernels.
+    acf = np.zeros((total, lag_max if masks_all.any() else 0))
     power = np.empty((kept, k.N_BINS))
     for a in range(0, kept, FFT_BLOCK):
         b = min(a + FFT_BLOCK, kept)
