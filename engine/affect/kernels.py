@@ -8,7 +8,9 @@ blocks, only on the hops the kernels read them on; these kernels then run per st
 in hop order, carrying state.
 
 Definitions follow eGeMAPS (Eyben et al., 2016) and Praat (Boersma 1993) where they
-give one. Each kernel has a plain-numpy reference in tests/test_prosody_kernels.py.
+give one. Each kernel has a plain-numpy reference in tests/test_prosody_kernels.py;
+the fused ones (stream_frames_kernel, advance_kernel) are compared bit for bit with the
+kernels and numpy steps they replace in tests/test_prosody_fused.py.
 """
 
 from __future__ import annotations
