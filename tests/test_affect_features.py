@@ -97,6 +97,23 @@ def test_p10_p90_is_numpys_percentile(seed: int) -> None:
         assert F._p10_p90(x) == tuple(np.percentile(x, (10.0, 90.0)))
 
 
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_mean_std_is_numpys_mean_and_std(seed: int) -> None:
+    """Bit for bit, at every size a window's functionals see (1 to a few hundred frames),
+    on contiguous and strided arrays and on wide ranges of values."""
+    rng = np.random.default_rng(seed)
+    for n in [*range(1, 40), 99, 100, 127, 128, 129, 257, 1000]:
+        for x in (
+            rng.standard_normal(n) * 10.0 ** rng.uniform(-6, 6),
+            rng.uniform(-70, 0, 2 * n)[::2],
+            np.full(n, 3.1),
+        ):
+            mean, sd = F._mean_std(x)
+            assert mean == float(x.mean())
+            assert sd == (float(np.std(x)) if n > 1 else 0.0)
+            assert F._std(x) == sd
+
+
 def test_gain_invariant() -> None:
     x = _voice(180.0, amp=8000.0)
     quiet = (x.astype(np.float64) * 0.25).round().astype(np.int16)

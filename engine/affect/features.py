@@ -159,8 +159,21 @@ def _p10_p90(x: np.ndarray) -> tuple[float, float]:
     return out[0], out[1]
 
 
+def _mean_std(x: np.ndarray) -> tuple[float, float]:
+    """(`x.mean()`, `_std(x)`) of a 1-D float64 array, bit for bit: numpy's own steps
+    (pairwise sum / n; pairwise sum of squared deviations / n; sqrt) without the per-call
+    overhead of np.mean and np.std, which cost more than a window's level features."""
+    n = x.shape[0]
+    if n <= 1:
+        return float(x.mean()), 0.0
+    mean = np.add.reduce(x) / n
+    d = x - mean
+    np.multiply(d, d, out=d)
+    return float(mean), math.sqrt(np.add.reduce(d) / n)
+
+
 def _std(x: np.ndarray) -> float:
-    return float(np.std(x)) if x.size > 1 else 0.0
+    return _mean_std(x)[1] if x.size > 1 else 0.0
 
 
 def _functionals(power: np.ndarray, pitch_acf: np.ndarray) -> np.ndarray:
@@ -197,16 +210,16 @@ def _functionals(power: np.ndarray, pitch_acf: np.ndarray) -> np.ndarray:
     )
     ham = db[:, _HAM_LO_NB].max(axis=1) - db[:, _HAM_HI_NB].max(axis=1)
     for v in (s1, s2, alpha, ham):
-        out[i : i + 2] = (float(v.mean()), _std(v))
+        out[i : i + 2] = _mean_std(v)
         i += 2
     mag = np.sqrt(power)
     mag = mag / (mag.sum(axis=1, keepdims=True) + _EPS)
     both = active[1:] & active[:-1]
     flux = np.sqrt(np.sum(np.diff(mag, axis=0) ** 2, axis=1))[both] * 100.0
-    out[i : i + 2] = (float(flux.mean()) if flux.size else 0.0, _std(flux))
+    out[i : i + 2] = _mean_std(flux) if flux.size else (0.0, 0.0)
     i += 2
     cen = (p @ _FREQS) / (p.sum(axis=1) + _EPS) / 1000.0
-    out[i : i + 2] = (float(cen.mean()), _std(cen))
+    out[i : i + 2] = _mean_std(cen)
     i += 2
     f0_st, strength = _pitch(pitch_acf[active])
     voiced = f0_st > 0.0
@@ -214,9 +227,10 @@ def _functionals(power: np.ndarray, pitch_acf: np.ndarray) -> np.ndarray:
         v = f0_st[voiced]
         q10, q90 = _p10_p90(v)
         d = np.diff(f0_st)[voiced[1:] & voiced[:-1]]
+        mean, sd = _mean_std(v)
         out[i : i + 6] = (
-            float(v.mean()),
-            _std(v),
+            mean,
+            sd,
             q10,
             q90,
             q90 - q10,
@@ -261,8 +275,12 @@ def _spectra(windows: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray, lis
     computed exactly as before (the FFT of a row depends only on that row)."""
     counts = [n_frames(w.shape[0]) for w in windows]
     xs = [w.astype(np.float64) / 32768.0 for w in windows]
-    frames = np.concatenate([_frames(x, FRAME, c) for x, c in zip(xs, counts, strict=True)])
-    pf = np.concatenate([_frames(x, PITCH_FRAME, c) for x, c in zip(xs, counts, strict=True)])
+    if len(xs) == 1:  # the usual call (one window ends at a time): views, no copies
+        frames = _frames(xs[0], FRAME, counts[0])
+        pf = _frames(xs[0], PITCH_FRAME, counts[0])
+    else:
+        frames = np.concatenate([_frames(x, FRAME, c) for x, c in zip(xs, counts, strict=True)])
+        pf = np.concatenate([_frames(x, PITCH_FRAME, c) for x, c in zip(xs, counts, strict=True)])
     n = frames.shape[0]
     power = np.empty((n, NFFT // 2 + 1))
     acf = np.empty((n, LAG_HI - LAG_LO + 3))
@@ -328,7 +346,13 @@ class SpeechWindow:
         """Add whole hops (`pcm` int16[h * HOP], `speech` bool[h]); return full windows."""
         if pcm.dtype != np.int16 or pcm.ndim != 1 or pcm.shape[0] != speech.shape[0] * HOP:
             raise ValueError("need int16 samples of whole hops and one speech flag per hop")
-        hops = pcm.reshape(-1, HOP)[np.asarray(speech, bool)].reshape(-1)
+        return self.push_hops(pcm.reshape(-1, HOP)[np.asarray(speech, bool)])
+
+    def push_hops(self, hops: np.ndarray) -> list[np.ndarray]:
+        """Add speech hops (int16 (h, HOP), all kept); return full windows."""
+        if hops.dtype != np.int16 or hops.ndim != 2 or hops.shape[1] != HOP:
+            raise ValueError(f"need int16 hops of shape (h, {HOP})")
+        hops = hops.reshape(-1)
         full: list[np.ndarray] = []
         pos = 0
         cap = self.buf.shape[0]

@@ -8,7 +8,9 @@ blocks, only on the hops the kernels read them on; these kernels then run per st
 in hop order, carrying state.
 
 Definitions follow eGeMAPS (Eyben et al., 2016) and Praat (Boersma 1993) where they
-give one. Each kernel has a plain-numpy reference in tests/test_prosody_kernels.py.
+give one. Each kernel has a plain-numpy reference in tests/test_prosody_kernels.py;
+the fused ones (stream_frames_kernel, advance_kernel) are compared bit for bit with the
+kernels and numpy steps they replace in tests/test_prosody_fused.py.
 """
 
 from __future__ import annotations
@@ -449,6 +451,45 @@ def frame_rows_kernel(
     return r
 
 
+@njit(cache=True, nogil=True)
+def stream_frames_kernel(
+    history: np.ndarray,  # float64 (H,): the stream's samples before the chunk
+    pcm: np.ndarray,  # int16 (n * hop,): the chunk
+    out_x: np.ndarray,  # float64 (H + n * hop,): history, then the chunk scaled to +-1
+    first: int,
+    hop: int,
+    window: np.ndarray,
+    speech: np.ndarray,
+    window_power: float,
+    base: int,
+    out_frames: np.ndarray,
+    out_rows: np.ndarray,
+    out_speech: np.ndarray,
+    out_level_db: np.ndarray,
+) -> int:
+    """One stream's samples laid out (history, then the chunk / 32768: exact, a power
+    of two) and framed by frame_rows_kernel: one call per stream instead of four."""
+    h = history.shape[0]
+    for j in range(h):
+        out_x[j] = history[j]
+    scale = 1.0 / 32768.0
+    for j in range(pcm.shape[0]):
+        out_x[h + j] = pcm[j] * scale
+    return frame_rows_kernel(
+        out_x,
+        first,
+        hop,
+        window,
+        speech,
+        window_power,
+        base,
+        out_frames,
+        out_rows,
+        out_speech,
+        out_level_db,
+    )
+
+
 F_F0, F_LOUD, F_JITTER, F_SHIMMER, F_HNR, F_ALPHA, F_HAMM, F_FLUX = range(8)
 N_FEATURES = 8
 # Summary sums rows (count, sum, sum of squares):
@@ -540,3 +581,69 @@ def baseline_follow_kernel(
     stats[0] = median
     stats[1] = scale
     return used
+
+
+# ---------------------------------------------------------------------------
+# One stream's chunk after its spectra, fused: most chunks of a live tick are a few
+# streams' 500 ms blocks without speech, where the separate calls' dispatch and the
+# temporaries between them cost more than the kernels' work.
+
+
+@njit(cache=True, nogil=True)
+def advance_kernel(
+    acf: np.ndarray,  # float64 (n, >= lag_hi + 2): autocorrelations (read on speech hops)
+    window_acf: np.ndarray,  # float64: the window's autocorrelation, [0] = 1
+    level_db: np.ndarray,  # float64 (n)
+    alpha_db: np.ndarray,  # float64 (n)
+    hammarberg_db: np.ndarray,  # float64 (n)
+    flux: np.ndarray,  # float64 (n)
+    speech: np.ndarray,  # uint8 (n)
+    x: np.ndarray,  # float64: samples, history then the chunk; x[0] is absolute `base`
+    hops: int,  # hops of the stream before this chunk
+    hop: int,
+    pitch_params: np.ndarray,
+    pulse_params: np.ndarray,
+    nuclei_params: np.ndarray,
+    pitch_state: np.ndarray,  # updated in place, as are the three below
+    pulse_state: np.ndarray,
+    nuclei_state: np.ndarray,
+    sums: np.ndarray,
+    history: np.ndarray,  # float64 (H,): set to the last H samples of x
+    out_values: np.ndarray,  # float64 (n, N_FEATURES)
+    out_voiced: np.ndarray,  # uint8 (n)
+    out_nucleus: np.ndarray,  # uint8 (n)
+) -> tuple[int, int, int]:
+    """pitch_kernel, the periods, pulse_kernel, nuclei_kernel and assemble_kernel in one
+    call, exactly as ProsodyTracker ran them one by one; then the history kept for the
+    next chunk. Returns (speech hops, voiced hops, nuclei)."""
+    n = speech.shape[0]
+    f0 = np.empty(n)
+    r = np.empty(n)
+    pitch_kernel(acf, window_acf, level_db, speech, pitch_params, pitch_state, f0, r)
+    period = np.zeros(n)
+    hop_end = np.empty(n, dtype=np.int64)
+    n_speech = n_voiced = 0
+    for i in range(n):
+        if f0[i] > 0.0:
+            period[i] = FS / f0[i]
+            out_voiced[i] = 1
+            n_voiced += 1
+        else:
+            out_voiced[i] = 0
+        n_speech += speech[i] != 0
+        hop_end[i] = (hops + 1 + i) * hop
+    h = history.shape[0]
+    base = hops * hop - h
+    pulses = np.empty((n, PULSE_OUT_SIZE))
+    pulse_kernel(x, base, hop_end, period, pulse_params, pulse_state, pulses)
+    nuclei_kernel(level_db, out_voiced, speech, nuclei_params, nuclei_state, out_nucleus)
+    assemble_kernel(
+        f0, r, level_db, alpha_db, hammarberg_db, flux, pulses, speech, out_values, sums
+    )
+    off = x.shape[0] - h
+    for j in range(h):
+        history[j] = x[off + j]
+    n_nuclei = 0
+    for i in range(n):
+        n_nuclei += out_nucleus[i] != 0
+    return n_speech, n_voiced, n_nuclei

@@ -18,6 +18,7 @@ Nothing here stores audio beyond a 64 ms history per stream.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -226,12 +227,13 @@ def _mean_sd(s: np.ndarray) -> tuple[float, float]:
 class ProsodyTracker:
     """One participant's prosody. Not shared between streams; cheap to create."""
 
-    __slots__ = ("_nuclei_params", "_pitch_params", "_pulse_params", "config", "state")
+    __slots__ = ("_nuclei_params", "_pitch_params", "_pulse_params", "config", "lag_hi", "state")
 
     def __init__(self, config: ProsodyConfig | None = None) -> None:
         self.config = config or ProsodyConfig()
         self.state = ProsodyState()
         c = self.config
+        self.lag_hi = c.lag_hi  # the config is frozen; read per batch
         self._pitch_params = np.zeros(k.PITCH_PARAMS_SIZE)
         self._pitch_params[k.P_LAG_LO] = c.lag_lo
         self._pitch_params[k.P_LAG_HI] = c.lag_hi
@@ -288,49 +290,49 @@ class ProsodyTracker:
         hamm: np.ndarray,
         flux: np.ndarray,
         acf: np.ndarray,
-        mask: np.ndarray,
+        speech: np.ndarray,
+        values: np.ndarray,
+        voiced: np.ndarray,
+        nucleus: np.ndarray,
     ) -> ProsodyHops:
         """Everything after the spectral kernel, given its outputs for the chunk's hops
-        (only level is read off speech)."""
+        (only level is read off speech), into the caller's output rows: `speech` (bool,
+        the caller's copy of the mask), `values`, `voiced` and `nucleus` (uint8)."""
         st = self.state
-        n = mask.shape[0]
-        speech_b = np.array(mask, dtype=np.bool_)  # a copy: the caller may reuse its mask
-        sp = speech_b.view(np.uint8)
-        nuc = np.empty(n, dtype=np.uint8)
-        n_speech = int(np.count_nonzero(sp))
-        if n and not n_speech:
-            # No speech in the chunk (most chunks of a listener): the pitch and pulse
-            # kernels would only end their chains, the assembly only write NaN. The
-            # nucleus tracker still follows the level.
-            st.pitch[0] = 0.0
-            st.pulse[k.Q_LAST_POS] = -1.0
-            voiced = np.zeros(n, dtype=np.bool_)
-            k.nuclei_kernel(level, sp, sp, self._nuclei_params, st.nuclei, nuc)
-            values = np.full((n, k.N_FEATURES), np.nan)
-        else:
-            f0 = np.empty(n)
-            r = np.empty(n)
-            k.pitch_kernel(acf, _WINDOW_ACF, level, sp, self._pitch_params, st.pitch, f0, r)
-            voiced = f0 > 0.0
-            period = np.zeros(n)
-            np.divide(SAMPLE_RATE, f0, out=period, where=voiced)
-            base = st.hops * HOP - HISTORY
-            hop_end = (st.hops + 1 + np.arange(n, dtype=np.int64)) * HOP
-            pulses = np.empty((n, k.PULSE_OUT_SIZE))
-            k.pulse_kernel(buf, base, hop_end, period, self._pulse_params, st.pulse, pulses)
-            vo = voiced.view(np.uint8)
-            k.nuclei_kernel(level, vo, sp, self._nuclei_params, st.nuclei, nuc)
-            values = np.empty((n, k.N_FEATURES))
-            k.assemble_kernel(f0, r, level, alpha, hamm, flux, pulses, sp, values, st.sums)
-        nucleus = nuc.view(np.bool_)
-        out = ProsodyHops(
-            start_hop=st.hops, values=values, speech=speech_b, voiced=voiced, nucleus=nucleus
+        n_speech, n_voiced, n_nuclei = k.advance_kernel(
+            acf,
+            _WINDOW_ACF,
+            level,
+            alpha,
+            hamm,
+            flux,
+            speech.view(np.uint8),
+            buf,
+            st.hops,
+            HOP,
+            self._pitch_params,
+            self._pulse_params,
+            self._nuclei_params,
+            st.pitch,
+            st.pulse,
+            st.nuclei,
+            st.sums,
+            st.history,
+            values,
+            voiced,
+            nucleus,
         )
-        st.history[:] = buf[buf.shape[0] - HISTORY :]
-        st.hops += n
+        out = ProsodyHops(
+            start_hop=st.hops,
+            values=values,
+            speech=speech,
+            voiced=voiced.view(np.bool_),
+            nucleus=nucleus.view(np.bool_),
+        )
+        st.hops += speech.shape[0]
         st.speech_hops += n_speech
-        st.voiced_hops += int(np.count_nonzero(voiced))
-        st.nuclei_count += int(np.count_nonzero(nucleus))
+        st.voiced_hops += n_voiced
+        st.nuclei_count += n_nuclei
         return out
 
 
@@ -358,40 +360,53 @@ def process_batch(
     speech: Sequence[np.ndarray],
 ) -> list[ProsodyHops]:
     """Advance several streams at once: FFTs over all their frames (FFT_BLOCK per call),
-    then each stream's kernels in hop order. Same result as calling each tracker's push alone."""
+    then each stream's kernels in hop order. Same result as calling each tracker's push alone.
+
+    The returned ProsodyHops are views into arrays shared by the batch: a live tick's
+    call holds a few streams' blocks, mostly without speech, where allocating each
+    stream's arrays apart cost more than computing them."""
     if not len(trackers) == len(pcms) == len(speech):
         raise ValueError(f"{len(trackers)} trackers, {len(pcms)} pcm arrays, {len(speech)} masks")
     if len({id(t) for t in trackers}) != len(trackers):
         raise ValueError("a tracker appears twice in one batch")
+    if not trackers:
+        return []
     pcms = [_flat(p) for p in pcms]
     counts = [_check(p, m) for p, m in zip(pcms, speech, strict=True)]
-    masks = [np.asarray(m, dtype=np.bool_) for m in speech]
+    # One copy of all masks (the caller may reuse its own); each stream gets a view.
+    masks_all = np.concatenate([np.asarray(m, dtype=np.bool_) for m in speech])
+    ends = list(itertools.accumulate(counts))
+    masks = [masks_all[e - n : e] for e, n in zip(ends, counts, strict=True)]
     # A chunk that opens with speech needs the previous hop's spectrum for its flux;
     # unless the stream's state holds it, that hop is framed again from the history.
     pre = [
         n > 0 and bool(m[0]) and t.state.hops > 0 and t.state.spectral_hop != t.state.hops - 1
         for t, m, n in zip(trackers, masks, counts, strict=True)
     ]
-    total = sum(counts) + sum(pre)
+    total = ends[-1] + sum(pre)
     # Frames only where a kernel reads a spectrum (speech hops and the hop before each,
     # whose spectrum the next hop's flux compares with); other hops get their level only.
     frames = np.empty((total, k.FRAME))
     rows = np.empty(total, dtype=np.int64)  # each frame's row in the batch
     sel = np.empty(total, dtype=np.bool_)  # each frame's speech flag
     level, alpha, hamm, flux = np.zeros((4, total))
+    # every stream's samples (history, then its chunk), one after the other
+    bufs_all = np.empty(HISTORY * len(trackers) + HOP * ends[-1])
     bufs: list[np.ndarray] = []
     starts: list[int] = []  # each stream's first row (its extra previous hop, if any)
+    bounds = [0]  # each stream's spectra: frames [bounds[i], bounds[i + 1])
     first = HISTORY + HOP - k.FRAME
-    row = kept = 0
+    row = kept = at = 0
     for t, pcm, n, m, p in zip(trackers, pcms, counts, masks, pre, strict=True):
-        buf = np.empty(HISTORY + pcm.shape[0])
-        buf[:HISTORY] = t.state.history
-        np.multiply(pcm, 1.0 / 32768.0, out=buf[HISTORY:])
+        buf = bufs_all[at : at + HISTORY + pcm.shape[0]]
+        at += buf.shape[0]
         bufs.append(buf)
         starts.append(row)
         if p:  # the previous hop, framed again from the history: its spectrum only
             m = np.concatenate(([False], m))
-        kept += k.frame_rows_kernel(
+        kept += k.stream_frames_kernel(
+            t.state.history,
+            pcm,
             buf,
             first - HOP * p,
             HOP,
@@ -404,11 +419,13 @@ def process_batch(
             sel[kept:],
             level[row : row + n + p],
         )
+        bounds.append(kept)
         row += n + p
-    starts.append(row)
     rows = rows[:kept]
-    lag_max = max((t.config.lag_hi for t in trackers), default=0) + 2
-    acf = np.zeros((total, lag_max))
+    lag_max = max(t.lag_hi for t in trackers) + 2
+    # The pitch kernel reads autocorrelations on speech hops only: a batch without
+    # speech (most, live) needs no columns, and zeroing them cost more than its kernels.
+    acf = np.zeros((total, lag_max if masks_all.any() else 0))
     power = np.empty((kept, k.N_BINS))
     for a in range(0, kept, FFT_BLOCK):
         b = min(a + FFT_BLOCK, kept)
@@ -424,9 +441,11 @@ def process_batch(
             acf[rows[a:b]] = np.fft.irfft(pw, k.NFFT, axis=1)[:, :lag_max]
         elif n_sel:
             acf[rows[a:b][s]] = np.fft.irfft(pw[s], k.NFFT, axis=1)[:, :lag_max]
-    bounds = np.searchsorted(rows, starts).tolist()  # each stream's spectra: [lo, hi)
+    values = np.empty((ends[-1], k.N_FEATURES))
+    voiced = np.empty(ends[-1], dtype=np.uint8)
+    nucleus = np.empty(ends[-1], dtype=np.uint8)
     results = []
-    for i, (t, buf, n, m, p) in enumerate(zip(trackers, bufs, counts, masks, pre, strict=True)):
+    for i, (t, buf, n, p) in enumerate(zip(trackers, bufs, counts, pre, strict=True)):
         st = t.state
         lo, hi = bounds[i], bounds[i + 1]
         row = starts[i] + int(p)
@@ -437,9 +456,19 @@ def process_batch(
             )
             st.spectral_hop = st.hops + int(r[-1]) - row
         end = row + n
+        o = ends[i] - n  # the stream's first output row
         results.append(
             t._advance(
-                buf, level[row:end], alpha[row:end], hamm[row:end], flux[row:end], acf[row:end], m
+                buf,
+                level[row:end],
+                alpha[row:end],
+                hamm[row:end],
+                flux[row:end],
+                acf[row:end],
+                masks[i],
+                values[o : o + n],
+                voiced[o : o + n],
+                nucleus[o : o + n],
             )
         )
     return results

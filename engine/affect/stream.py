@@ -45,13 +45,14 @@ class _Acc:
     hops: int = 0
 
     def add(self, h: ProsodyHops, take: np.ndarray) -> None:
+        """The hops at indices `take` (int, ascending, distinct) of `h`."""
         self.f0.append(h.f0_st[take])
         self.loud.append(h.loudness_db[take])
         self.jitter.append(h.jitter[take])
         self.shimmer.append(h.shimmer_db[take])
         self.hnr.append(h.hnr_db[take])
         self.nuclei += int(np.count_nonzero(h.nucleus[take]))
-        self.hops += int(np.count_nonzero(take))
+        self.hops += int(take.shape[0])
 
     def summary(self, arousal: float) -> list[float]:
         def cat(xs: list[np.ndarray]) -> np.ndarray:
@@ -151,24 +152,27 @@ def affect_step(
     Returns the cues raised or cleared."""
     if not streams:
         return []
+    # Most blocks hold no speech: the trackers' speech counts tell which without a
+    # pass over the masks.
+    before = [s.prosody.state.speech_hops for s in streams]
     hops = process_batch([s.prosody for s in streams], pcms, speech)
     pending: list[tuple[AffectStream, np.ndarray, float, _Acc]] = []
-    for s, pcm, mask, h, end in zip(streams, pcms, speech, hops, end_hops, strict=True):
-        mask = np.asarray(mask, bool)
+    for s, pcm, h, end, b in zip(streams, pcms, hops, end_hops, before, strict=True):
+        if s.prosody.state.speech_hops == b:
+            continue
+        n = h.speech.shape[0]
         cap = s.window.buf.shape[0] // HOP  # speech hops per window
         # split the block where windows fill, so each window's prosody matches its audio
-        idx = np.flatnonzero(mask)
+        idx = np.flatnonzero(h.speech)
         start = 0
         while start < idx.size:
             room = cap - s.window.fill // HOP
             part = idx[start : start + room]
-            take = np.zeros(mask.shape[0], bool)
-            take[part] = True
-            s.acc.add(h, take)
-            full = s.window.push(pcm.reshape(-1, HOP)[part].reshape(-1), np.ones(part.size, bool))
+            s.acc.add(h, part)
+            full = s.window.push_hops(pcm.reshape(-1, HOP)[part])
             start += part.size
             if full:
-                t_s = (end - (mask.shape[0] - 1 - int(part[-1]))) / HOPS_PER_SECOND
+                t_s = (end - (n - 1 - int(part[-1]))) / HOPS_PER_SECOND
                 pending.append((s, full[0], t_s, s.acc))
                 s.acc = _Acc()
     if not pending:
