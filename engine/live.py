@@ -136,6 +136,8 @@ class LiveParticipant:
         seg = self.pipeline.hangover.open_segment()
         if seg is None:
             return None
+        if not self.epoch_hop and seg.start >= self.last_end_hop and seg.end > seg.start:
+            return seg  # already in session hops and unclipped: asked each tick and snapshot
         start = max(seg.start + self.epoch_hop, self.last_end_hop)
         end = seg.end + self.epoch_hop
         return SpeechSegment(start, end) if end > start else None
