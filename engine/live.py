@@ -177,7 +177,7 @@ class LiveSession:
     def now_hop(self) -> int:
         """The furthest participant's `position_hop` (one division, not one call each:
         every tick asks this of every session)."""
-        latest = max((p.next_sample for p in self.participants.values()), default=0)
+        latest = max([p.next_sample for p in self.participants.values()], default=0)
         return max(latest, 0) // HOP
 
 

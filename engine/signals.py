@@ -734,7 +734,7 @@ class SignalTracker:
         """Walk the floor and sweep as far as every participant is settled."""
         if not self._tracks:
             return
-        settled = min(t.settled for t in self._tracks.values())
+        settled = min([t.settled for t in self._tracks.values()])  # a list: faster, each tick
         if not self._fresh and settled == self._advanced_to:
             return  # most ticks: walk and sweep over the same state would do nothing
         self._fresh, self._advanced_to = False, settled
