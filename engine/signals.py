@@ -20,7 +20,6 @@ Vocabulary (docs/signals.md says it for therapists):
 from __future__ import annotations
 
 import bisect
-import functools
 import math
 import operator
 import statistics
@@ -158,12 +157,22 @@ def _balance_hops(amounts: Sequence[int], *, gini: bool = True) -> tuple[float, 
     return entropy, float(2 * half) / (2 * n * n * (total / n))
 
 
-@functools.lru_cache(maxsize=1024)
-def _balance_of(amounts: tuple[int, ...], gini: bool) -> tuple[float, float]:
-    """`_balance_hops`, cached: a session's amounts stay the same from one snapshot to
-    the next while nobody speaks (and windowed ones while no window edge crosses speech),
-    and snapshots come each 50 ms; shared by every session, keyed by the amounts alone."""
-    return _balance_hops(amounts, gini=gini)
+BalanceMemo = dict[bool, tuple[list[int], tuple[float, float]]]
+"""The last amounts `_balance_hops` saw and its result, by `gini` (see _balance_memo)."""
+
+
+def _balance_memo(memo: BalanceMemo | None, amounts: list[int], gini: bool) -> tuple[float, float]:
+    """`_balance_hops`, reusing the last result while the amounts are the same: they stay
+    so from one snapshot (each 50 ms) to the next while nobody speaks, windowed ones
+    while no window edge crosses speech."""
+    if memo is None:
+        return _balance_hops(amounts, gini=gini)
+    hit = memo.get(gini)
+    if hit is not None and hit[0] == amounts:
+        return hit[1]
+    out = _balance_hops(amounts, gini=gini)
+    memo[gini] = (amounts, out)
+    return out
 
 
 def _speech_matrix(
@@ -517,11 +526,12 @@ def _figures(
     last_end: Mapping[str, int] | None = None,
     windows: tuple[Mapping[str, int], Mapping[str, int]] | None = None,
     fixed: dict[str, Settled] | None = None,
+    balances: BalanceMemo | None = None,
 ) -> SessionSignals:
     """Assemble figures from the floor walk, the sweep and the segments up to `now`
     (`segs` needs only the last 5 minutes when `spoken` and `last_end` are given).
     `fixed` caches `_settled_figures` by participant: the caller empties it whenever
-    the floor walk or the sweep moves.
+    the floor walk or the sweep moves. `balances` keeps the last balance figures.
 
     The live path calls this for every snapshot of every session (each 50 ms under
     load), so the per-participant loop looks each table up once and builds no closures
@@ -569,8 +579,8 @@ def _figures(
             interruptions_made=made,
             interruptions_received=received,
         )
-    entropy, gini = _balance_of(tuple([spoken[p] for p in pids]), True)
-    entropy5, _ = _balance_of(tuple([w5[p] for p in pids]), False)
+    entropy, gini = _balance_memo(balances, [spoken[p] for p in pids], True)
+    entropy5, _ = _balance_memo(balances, [w5[p] for p in pids], False)
     fac = [p for p in pids if roles.get(p) == "facilitator"]
     silences = sweep_state.silences
     sil_tuple, sil_total, sil_longest = _memo(
@@ -693,6 +703,7 @@ class SignalTracker:
         self._fresh = False  # segments added since the last walk
         self._advanced_to = -1  # settled hop of the last `advance` (-1: none yet)
         self._fixed: dict[str, Settled] = {}  # see _figures; emptied when walk or sweep run
+        self._balances: BalanceMemo = {}
 
     def reset(self) -> None:
         self._tracks.clear()
@@ -701,6 +712,7 @@ class SignalTracker:
         self._scan, self._reach = 0, -1
         self._fresh, self._advanced_to = False, -1
         self._fixed.clear()
+        self._balances.clear()
         self.floor.reset()
         self.sweep.reset()
 
@@ -850,4 +862,5 @@ class SignalTracker:
             last_end=last_end,
             windows=(w5, w1),
             fixed=self._fixed,
+            balances=self._balances,
         )

@@ -14,7 +14,6 @@ from engine.config import SignalConfig
 from engine.signals import (
     SignalTracker,
     SweepState,
-    _balance_of,
     balance,
     session_signals,
     sweep,
@@ -335,7 +334,7 @@ def test_tracker_caches_equal_the_plain_snapshot(seed):
         cached = repr(tracker.snapshot(now, open_now))
         assert repr(tracker.snapshot(now, open_now)) == cached
         tracker._fixed.clear()
-        _balance_of.cache_clear()
+        tracker._balances.clear()
         assert repr(tracker.snapshot(now, open_now)) == cached, now
     for p, segs in by.items():
         tracker.add_participant(p, roles[p])
@@ -344,7 +343,7 @@ def test_tracker_caches_equal_the_plain_snapshot(seed):
     tracker.finish(hops)
     cached = repr(tracker.snapshot(hops))
     tracker._fixed.clear()
-    _balance_of.cache_clear()
+    tracker._balances.clear()
     assert repr(tracker.snapshot(hops)) == cached
 
 
