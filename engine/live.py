@@ -138,6 +138,8 @@ class LiveParticipant:
         seg = self.pipeline.hangover.open_segment()
         if seg is None:
             return None
+        if not self.epoch_hop and seg.start >= self.last_end_hop and seg.end > seg.start:
+            return seg  # already in session hops and unclipped: asked each tick and snapshot
         start = max(seg.start + self.epoch_hop, self.last_end_hop)
         end = seg.end + self.epoch_hop
         return SpeechSegment(start, end) if end > start else None
@@ -177,7 +179,7 @@ class LiveSession:
     def now_hop(self) -> int:
         """The furthest participant's `position_hop` (one division, not one call each:
         every tick asks this of every session)."""
-        latest = max((p.next_sample for p in self.participants.values()), default=0)
+        latest = max([p.next_sample for p in self.participants.values()], default=0)
         return max(latest, 0) // HOP
 
 
@@ -678,20 +680,27 @@ class LiveEngine:
         opened = _open_segments(s)
         sig = s.signals.snapshot(now, opened)
         figures = sig.participants
-        views = []
+        views: list[ParticipantView] = []
+        add = views.append
+        all_cues: list[Cue] = []  # in view order, for the alert list
         for pid, p in s.participants.items():
             role, connected, affect = p.spec.role.value, p.connected, p.affect
             unknown = p.unknown_hops + (0 if connected else max(now - p.position_hop(), 0))
-            arousal, valence = (
-                (affect.mean_arousal, affect.mean_valence) if affect is not None else (-1.0, -1.0)
-            )
-            cues = _cues_of(p, final)
+            cues: tuple[Cue, ...] = ()
+            if affect is None:
+                arousal, valence = -1.0, -1.0
+            else:
+                arousal, valence = affect.mean_arousal, affect.mean_valence
+                cues = _cues_of(p, final)
             # a shared mic appears as its sub-participants, never itself; a sub-participant
             # speaks while the mic does and their labels run to now
             for name in p.mic.names if p.mic is not None else (pid,):
                 f = figures[name]
                 speaking = p.speaking and (p.mic is None or opened[name] is not None)
-                views.append(
+                latency = f.response_latency_s
+                if cues:
+                    all_cues.extend(cues)
+                add(
                     ParticipantView(
                         participant_id=name,
                         role=role,
@@ -708,7 +717,7 @@ class LiveEngine:
                         mean_turn_s=f.mean_turn_s,
                         longest_turn_s=f.longest_turn_s,
                         backchannels=f.backchannels,
-                        response_latency_s=_or(f.response_latency_s, -1.0),
+                        response_latency_s=latency if latency == latency else -1.0,  # NaN: -1
                         responses=f.responses,
                         overlap_s=f.overlap_s,
                         overlaps=f.overlaps,
@@ -727,7 +736,7 @@ class LiveEngine:
             tuple(views),
             sig,
             tuple(s.alerts.history if final else s.alerts.active)
-            + tuple(cue_alert(c) for v in views for c in v.cues),
+            + tuple([cue_alert(c) for c in all_cues]),
             events=events,
             final=final,
         )

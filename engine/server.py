@@ -175,98 +175,132 @@ def spec_from_pb(c: pb.StreamConfig) -> StreamSpec:
         raise StreamFormatError(f"config: {exc}") from None
 
 
+# Snapshots are built in place: a message passed to a constructor or a repeated field is
+# copied (upb), and each keyword costs more than a plain attribute store. Under load every
+# session's snapshot is converted each 50-60 ms, so this path is worth its verbosity.
+# tests/test_server_snapshot_pb.py checks it against the plain keyword construction.
+
+
+def _fill_participant(q: pb.ParticipantSignals, v: ParticipantView) -> None:
+    q.participant_id = v.participant_id
+    q.role = _ROLE_PB[v.role]
+    q.connected = v.connected
+    q.speaking = v.speaking
+    q.speaking_s = v.speaking_s
+    q.share = v.share
+    q.since_last_spoke_s = v.since_last_spoke_s
+    q.unknown_s = v.unknown_s
+    q.share_5min = v.share_5min
+    q.share_1min = v.share_1min
+    q.share_vs_equal = v.share_vs_equal
+    q.turns = v.turns
+    q.mean_turn_s = v.mean_turn_s
+    q.longest_turn_s = v.longest_turn_s
+    q.backchannels = v.backchannels
+    q.response_latency_s = v.response_latency_s
+    q.responses = v.responses
+    q.overlap_s = v.overlap_s
+    q.overlaps = v.overlaps
+    q.interruptions_made = v.interruptions_made
+    q.interruptions_received = v.interruptions_received
+    q.affect = v.affect
+    q.arousal = v.arousal
+    q.valence = v.valence
+    if v.cues:
+        add = q.cues.add
+        for c in v.cues:
+            _fill_cue(add(), c)
+
+
+def _fill_cue(q: pb.Cue, c: Cue) -> None:
+    q.id = c.id
+    q.kind = c.kind
+    q.since_s = c.since_s
+    q.cleared_s = c.cleared_s
+    q.deviation = c.deviation
+    q.evidence_s = c.evidence_s
+    q.confidence = c.confidence
+    q.message = c.message
+
+
+def _fill_group(g: pb.GroupSignals, v: SessionView) -> None:
+    g.balance_entropy = v.balance_entropy
+    g.balance_gini = v.balance_gini
+    g.balance_entropy_5min = v.balance_entropy_5min
+    g.group_silences = v.group_silences
+    g.group_silence_s = v.group_silence_s
+    g.longest_group_silence_s = v.longest_group_silence_s
+    g.current_group_silence_s = v.current_group_silence_s
+    g.overlaps = v.overlaps
+    g.overlap_s = v.overlap_s
+    g.turn_rate_per_min = v.turn_rate_per_min
+    g.facilitator_share = v.facilitator_share
+    add = g.follows.add
+    for t in v.follows:
+        q = add()
+        q.from_id = t.from_id
+        q.to_id = t.to_id
+        q.count = t.count
+
+
+def _fill_alert(q: pb.Alert, a: Alert) -> None:
+    q.id = a.id
+    q.kind = a.kind
+    q.participant_id = a.participant
+    q.since_s = a.since_s
+    q.cleared_s = a.cleared_s
+    q.message = a.message
+
+
+def _fill_view(m: pb.SessionSnapshot | pb.SessionSummary, v: SessionView) -> None:
+    """What a snapshot and a summary share: participants, group and alerts."""
+    m.group.SetInParent()  # present even when every figure is zero, as before
+    add = m.participants.add
+    for p in v.participants:
+        _fill_participant(add(), p)
+    _fill_group(m.group, v)
+    add_alert = m.alerts.add
+    for a in v.alerts:
+        _fill_alert(add_alert(), a)
+
+
 def participant_pb(v: ParticipantView) -> pb.ParticipantSignals:
-    return pb.ParticipantSignals(
-        participant_id=v.participant_id,
-        role=_ROLE_PB[v.role],
-        connected=v.connected,
-        speaking=v.speaking,
-        speaking_s=v.speaking_s,
-        share=v.share,
-        since_last_spoke_s=v.since_last_spoke_s,
-        unknown_s=v.unknown_s,
-        share_5min=v.share_5min,
-        share_1min=v.share_1min,
-        share_vs_equal=v.share_vs_equal,
-        turns=v.turns,
-        mean_turn_s=v.mean_turn_s,
-        longest_turn_s=v.longest_turn_s,
-        backchannels=v.backchannels,
-        response_latency_s=v.response_latency_s,
-        responses=v.responses,
-        overlap_s=v.overlap_s,
-        overlaps=v.overlaps,
-        interruptions_made=v.interruptions_made,
-        interruptions_received=v.interruptions_received,
-        affect=v.affect,
-        arousal=v.arousal,
-        valence=v.valence,
-        cues=[cue_pb(c) for c in v.cues],
-    )
+    q = pb.ParticipantSignals()
+    _fill_participant(q, v)
+    return q
 
 
 def cue_pb(c: Cue) -> pb.Cue:
-    return pb.Cue(
-        id=c.id,
-        kind=c.kind,
-        since_s=c.since_s,
-        cleared_s=c.cleared_s,
-        deviation=c.deviation,
-        evidence_s=c.evidence_s,
-        confidence=c.confidence,
-        message=c.message,
-    )
+    q = pb.Cue()
+    _fill_cue(q, c)
+    return q
 
 
 def group_pb(v: SessionView) -> pb.GroupSignals:
-    return pb.GroupSignals(
-        balance_entropy=v.balance_entropy,
-        balance_gini=v.balance_gini,
-        balance_entropy_5min=v.balance_entropy_5min,
-        group_silences=v.group_silences,
-        group_silence_s=v.group_silence_s,
-        longest_group_silence_s=v.longest_group_silence_s,
-        current_group_silence_s=v.current_group_silence_s,
-        overlaps=v.overlaps,
-        overlap_s=v.overlap_s,
-        turn_rate_per_min=v.turn_rate_per_min,
-        facilitator_share=v.facilitator_share,
-        follows=[pb.Transition(from_id=t.from_id, to_id=t.to_id, count=t.count) for t in v.follows],
-    )
+    g = pb.GroupSignals()
+    _fill_group(g, v)
+    return g
 
 
 def alert_pb(a: Alert) -> pb.Alert:
-    return pb.Alert(
-        id=a.id,
-        kind=a.kind,
-        participant_id=a.participant,
-        since_s=a.since_s,
-        cleared_s=a.cleared_s,
-        message=a.message,
-    )
+    q = pb.Alert()
+    _fill_alert(q, a)
+    return q
 
 
 def snapshot_pb(v: SessionView) -> pb.SessionSnapshot:
-    return pb.SessionSnapshot(
-        session_id=v.session_id,
-        snapshot_seq=v.seq,
-        session_ms=v.session_ms,
-        participants=[participant_pb(p) for p in v.participants],
-        events=list(v.events),
-        final=v.final,
-        group=group_pb(v),
-        alerts=[alert_pb(a) for a in v.alerts],
+    m = pb.SessionSnapshot(
+        session_id=v.session_id, snapshot_seq=v.seq, session_ms=v.session_ms, final=v.final
     )
+    m.events.extend(v.events)
+    _fill_view(m, v)
+    return m
 
 
 def summary_pb(v: SessionView) -> pb.SessionSummary:
-    return pb.SessionSummary(
-        session_id=v.session_id,
-        duration_ms=v.session_ms,
-        participants=[participant_pb(p) for p in v.participants],
-        group=group_pb(v),
-        alerts=[alert_pb(a) for a in v.alerts],
-    )
+    m = pb.SessionSummary(session_id=v.session_id, duration_ms=v.session_ms)
+    _fill_view(m, v)
+    return m
 
 
 def _warnings_pb(warnings: list[StreamWarning]) -> list[pb.StreamWarning]:

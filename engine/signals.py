@@ -157,6 +157,24 @@ def _balance_hops(amounts: Sequence[int], *, gini: bool = True) -> tuple[float, 
     return entropy, float(2 * half) / (2 * n * n * (total / n))
 
 
+BalanceMemo = dict[bool, tuple[list[int], tuple[float, float]]]
+"""The last amounts `_balance_hops` saw and its result, by `gini` (see _balance_memo)."""
+
+
+def _balance_memo(memo: BalanceMemo | None, amounts: list[int], gini: bool) -> tuple[float, float]:
+    """`_balance_hops`, reusing the last result while the amounts are the same: they stay
+    so from one snapshot (each 50 ms) to the next while nobody speaks, windowed ones
+    while no window edge crosses speech."""
+    if memo is None:
+        return _balance_hops(amounts, gini=gini)
+    hit = memo.get(gini)
+    if hit is not None and hit[0] == amounts:
+        return hit[1]
+    out = _balance_hops(amounts, gini=gini)
+    memo[gini] = (amounts, out)
+    return out
+
+
 def _speech_matrix(
     by_pid: Mapping[str, Sequence[SpeechSegment]], lo: int, hi: int
 ) -> tuple[list[str], np.ndarray]:
@@ -469,6 +487,32 @@ def _interruption_times(
     return tuple((h / HOPS_PER_SECOND, by, of) for h, by, of in interruptions)
 
 
+Settled = tuple[int, float, float, int, float, int, float, int, int, int]
+"""`_settled_figures`: turns, mean and longest turn (s), backchannels, response latency
+(s) and responses, overlap (s) and overlaps, interruptions made and received."""
+
+
+def _settled_figures(p: str, floor: FloorState, sweep_state: SweepState) -> Settled:
+    """A participant's figures that depend on the floor walk and the sweep only: the live
+    path keeps them until either moves (a few times a minute), not per snapshot."""
+    memo = floor.memo
+    durs = floor.turn_hops.get(p, ())
+    turn_sum, turn_max = _memo(memo, ("turns", p), durs, _sum_max)
+    lats = floor.latencies.get(p, ())
+    return (
+        len(durs),
+        (turn_sum / len(durs) / HOPS_PER_SECOND) if durs else 0.0,
+        turn_max / HOPS_PER_SECOND,
+        floor.backchannels.get(p, 0),
+        _memo(memo, ("latency", p), lats, _median),
+        len(lats),
+        sweep_state.overlap_hops.get(p, 0) / HOPS_PER_SECOND,
+        sweep_state.overlap_counts.get(p, 0),
+        floor.made.get(p, 0),
+        floor.received.get(p, 0),
+    )
+
+
 def _figures(
     *,
     pids: Sequence[str],
@@ -481,9 +525,13 @@ def _figures(
     spoken: Mapping[str, int] | None = None,
     last_end: Mapping[str, int] | None = None,
     windows: tuple[Mapping[str, int], Mapping[str, int]] | None = None,
+    fixed: dict[str, Settled] | None = None,
+    balances: BalanceMemo | None = None,
 ) -> SessionSignals:
     """Assemble figures from the floor walk, the sweep and the segments up to `now`
     (`segs` needs only the last 5 minutes when `spoken` and `last_end` are given).
+    `fixed` caches `_settled_figures` by participant: the caller empties it whenever
+    the floor walk or the sweep moves. `balances` keeps the last balance figures.
 
     The live path calls this for every snapshot of every session (each 50 ms under
     load), so the per-participant loop looks each table up once and builds no closures
@@ -502,14 +550,14 @@ def _figures(
         w5, w1 = windows
     t5, t1 = sum(w5.values()), sum(w1.values())
     n = len(pids)
-    memo, turn_hops, latencies = floor.memo, floor.turn_hops, floor.latencies
-    backchannels, made, received = floor.backchannels, floor.made, floor.received
-    overlap_hops, overlap_counts = sweep_state.overlap_hops, sweep_state.overlap_counts
     out = {}
     for p in pids:
-        durs = turn_hops.get(p, ())
-        turn_sum, turn_max = _memo(memo, ("turns", p), durs, _sum_max)
-        lats = latencies.get(p, ())
+        st = None if fixed is None else fixed.get(p)
+        if st is None:
+            st = _settled_figures(p, floor, sweep_state)
+            if fixed is not None:
+                fixed[p] = st
+        turns_, mean_turn, longest, bc, latency, responses, ov_s, ov_n, made, received = st
         sp, end, a5, a1 = spoken[p], last_end[p], w5[p], w1[p]
         share = sp / total if total else 0.0
         out[p] = ParticipantSignals(
@@ -519,20 +567,20 @@ def _figures(
             speech_5min_s=a5 / HOPS_PER_SECOND,
             share_1min=a1 / t1 if t1 else 0.0,
             share_vs_equal=share * n,
-            turns=len(durs),
-            mean_turn_s=(turn_sum / len(durs) / HOPS_PER_SECOND) if durs else 0.0,
-            longest_turn_s=turn_max / HOPS_PER_SECOND,
-            backchannels=backchannels.get(p, 0),
+            turns=turns_,
+            mean_turn_s=mean_turn,
+            longest_turn_s=longest,
+            backchannels=bc,
             since_last_spoke_s=-1.0 if end < 0 else max(now - end, 0) / HOPS_PER_SECOND,
-            response_latency_s=_memo(memo, ("latency", p), lats, _median),
-            responses=len(lats),
-            overlap_s=overlap_hops.get(p, 0) / HOPS_PER_SECOND,
-            overlaps=overlap_counts.get(p, 0),
-            interruptions_made=made.get(p, 0),
-            interruptions_received=received.get(p, 0),
+            response_latency_s=latency,
+            responses=responses,
+            overlap_s=ov_s,
+            overlaps=ov_n,
+            interruptions_made=made,
+            interruptions_received=received,
         )
-    entropy, gini = _balance_hops([spoken[p] for p in pids])
-    entropy5, _ = _balance_hops([w5[p] for p in pids], gini=False)
+    entropy, gini = _balance_memo(balances, [spoken[p] for p in pids], True)
+    entropy5, _ = _balance_memo(balances, [w5[p] for p in pids], False)
     fac = [p for p in pids if roles.get(p) == "facilitator"]
     silences = sweep_state.silences
     sil_tuple, sil_total, sil_longest = _memo(
@@ -645,6 +693,7 @@ class SignalTracker:
     def __init__(self, cfg: SignalConfig) -> None:
         self.cfg = cfg
         self._tracks: dict[str, _Track] = {}
+        self._roles: dict[str, str] = {}  # by participant, kept: each snapshot reads it
         self.floor = FloorState()
         self.sweep = SweepState()
         self._pending: list[tuple[int, str, int]] = []  # (start, pid, end), unwalked, sorted
@@ -653,12 +702,17 @@ class SignalTracker:
         self._gap = _hops(cfg.turn_gap_s)
         self._fresh = False  # segments added since the last walk
         self._advanced_to = -1  # settled hop of the last `advance` (-1: none yet)
+        self._fixed: dict[str, Settled] = {}  # see _figures; emptied when walk or sweep run
+        self._balances: BalanceMemo = {}
 
     def reset(self) -> None:
         self._tracks.clear()
+        self._roles.clear()
         self._pending.clear()
         self._scan, self._reach = 0, -1
         self._fresh, self._advanced_to = False, -1
+        self._fixed.clear()
+        self._balances.clear()
         self.floor.reset()
         self.sweep.reset()
 
@@ -669,6 +723,7 @@ class SignalTracker:
     def add_participant(self, pid: str, role: str = "participant") -> None:
         if pid not in self._tracks:
             self._tracks[pid] = _Track(role=role)
+            self._roles[pid] = role
 
     def add_segments(self, pid: str, segments: Iterable[SpeechSegment]) -> None:
         t = self._tracks[pid]
@@ -691,10 +746,11 @@ class SignalTracker:
         """Walk the floor and sweep as far as every participant is settled."""
         if not self._tracks:
             return
-        settled = min(t.settled for t in self._tracks.values())
+        settled = min([t.settled for t in self._tracks.values()])  # a list: faster, each tick
         if not self._fresh and settled == self._advanced_to:
             return  # most ticks: walk and sweep over the same state would do nothing
         self._fresh, self._advanced_to = False, settled
+        self._fixed.clear()
         self._walk(settled)
         self._sweep(settled)
 
@@ -703,6 +759,7 @@ class SignalTracker:
         for t in self._tracks.values():
             t.settled = max(t.settled, now)
         self._fresh, self._advanced_to = False, -1  # the next `advance` runs in full
+        self._fixed.clear()
         self._walk(None)
         self._sweep(now)
 
@@ -795,7 +852,7 @@ class SignalTracker:
             spoken[pid], last_end[pid], w5[pid], w1[pid] = sp, end, a5, a1
         return _figures(
             pids=list(self._tracks),
-            roles={p: t.role for p, t in self._tracks.items()},
+            roles=self._roles,
             segs={},
             floor=self.floor,
             sweep_state=self.sweep,
@@ -804,4 +861,6 @@ class SignalTracker:
             spoken=spoken,
             last_end=last_end,
             windows=(w5, w1),
+            fixed=self._fixed,
+            balances=self._balances,
         )

@@ -298,6 +298,55 @@ def test_tracker_skips_advances_with_nothing_new(seed):
     assert fast.floor == full.floor and fast.sweep == full.sweep
 
 
+@pytest.mark.parametrize("seed", range(4))
+def test_tracker_caches_equal_the_plain_snapshot(seed):
+    """A snapshot keeps the figures that only the floor walk and the sweep change until
+    either moves, and balance figures by their amounts: every tick's snapshot (some
+    twice, with participants joining mid-session) equals one computed with the caches
+    emptied (test_live_tracker_equals_batch compares the cached figures to the batch)."""
+    rng = random.Random(500 + seed)
+    hops = 6000
+    by = random_session(rng, rng.randrange(3, 6), hops)
+    roles = {p: ("facilitator" if p == "p0" else "participant") for p in by}
+    tracker = SignalTracker(CFG)
+    joins = {p: (0 if k < 2 else rng.randrange(0, hops // 2)) for k, p in enumerate(by)}
+    nxt = dict.fromkeys(by, 0)
+    for now in range(0, hops + 1, 5):
+        open_now = {}
+        for p, segs in by.items():
+            if now < joins[p]:
+                continue
+            tracker.add_participant(p, roles[p])
+            new = []
+            while nxt[p] < len(segs) and segs[nxt[p]].end + 30 <= now:
+                new.append(segs[nxt[p]])
+                nxt[p] += 1
+            tracker.add_segments(p, new)
+            pending = segs[nxt[p]] if nxt[p] < len(segs) else None
+            if pending is not None and pending.start < now:
+                tracker.settle(p, pending.start)
+                open_now[p] = S(pending.start, min(pending.end, now))
+            else:
+                tracker.settle(p, now)
+        if rng.random() < 0.5:
+            tracker.snapshot(now, open_now)  # fills the caches before the advance
+        tracker.advance()
+        cached = repr(tracker.snapshot(now, open_now))
+        assert repr(tracker.snapshot(now, open_now)) == cached
+        tracker._fixed.clear()
+        tracker._balances.clear()
+        assert repr(tracker.snapshot(now, open_now)) == cached, now
+    for p, segs in by.items():
+        tracker.add_participant(p, roles[p])
+        tracker.add_segments(p, segs[nxt[p] :])
+    tracker.snapshot(hops)
+    tracker.finish(hops)
+    cached = repr(tracker.snapshot(hops))
+    tracker._fixed.clear()
+    tracker._balances.clear()
+    assert repr(tracker.snapshot(hops)) == cached
+
+
 def test_tracker_rejects_out_of_order_segments():
     t = SignalTracker(CFG)
     t.add_participant("a")
