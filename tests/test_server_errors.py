@@ -110,8 +110,8 @@ def requests(*reqs: pb.IngestRequest) -> Bad:
 
 
 CASES: dict[str, tuple[Bad, Code, str, LiveConfig]] = {
-    "frame before config": (
-        requests(frame(0, 0, QUIET_FRAME), config(S, "bad")),
+    "frame before config": (  # the bad request comes last (see send_bad): a config
+        requests(frame(0, 0, QUIET_FRAME)),  # written after it raced the abort (INTERNAL)
         Code.FAILED_PRECONDITION,
         "the first message of StreamAudio must be a StreamConfig",
         LiveConfig(),
