@@ -693,7 +693,6 @@ class SignalTracker:
     def __init__(self, cfg: SignalConfig) -> None:
         self.cfg = cfg
         self._tracks: dict[str, _Track] = {}
-        self._roles: dict[str, str] = {}  # by participant, kept: each snapshot reads it
         self.floor = FloorState()
         self.sweep = SweepState()
         self._pending: list[tuple[int, str, int]] = []  # (start, pid, end), unwalked, sorted
@@ -707,7 +706,6 @@ class SignalTracker:
 
     def reset(self) -> None:
         self._tracks.clear()
-        self._roles.clear()
         self._pending.clear()
         self._scan, self._reach = 0, -1
         self._fresh, self._advanced_to = False, -1
@@ -723,7 +721,6 @@ class SignalTracker:
     def add_participant(self, pid: str, role: str = "participant") -> None:
         if pid not in self._tracks:
             self._tracks[pid] = _Track(role=role)
-            self._roles[pid] = role
 
     def add_segments(self, pid: str, segments: Iterable[SpeechSegment]) -> None:
         t = self._tracks[pid]
@@ -852,7 +849,7 @@ class SignalTracker:
             spoken[pid], last_end[pid], w5[pid], w1[pid] = sp, end, a5, a1
         return _figures(
             pids=list(self._tracks),
-            roles=self._roles,
+            roles={p: t.role for p, t in self._tracks.items()},
             segs={},
             floor=self.floor,
             sweep_state=self.sweep,

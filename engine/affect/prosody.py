@@ -227,13 +227,12 @@ def _mean_sd(s: np.ndarray) -> tuple[float, float]:
 class ProsodyTracker:
     """One participant's prosody. Not shared between streams; cheap to create."""
 
-    __slots__ = ("_nuclei_params", "_pitch_params", "_pulse_params", "config", "lag_hi", "state")
+    __slots__ = ("_nuclei_params", "_pitch_params", "_pulse_params", "config", "state")
 
     def __init__(self, config: ProsodyConfig | None = None) -> None:
         self.config = config or ProsodyConfig()
         self.state = ProsodyState()
         c = self.config
-        self.lag_hi = c.lag_hi  # the config is frozen; read per batch
         self._pitch_params = np.zeros(k.PITCH_PARAMS_SIZE)
         self._pitch_params[k.P_LAG_LO] = c.lag_lo
         self._pitch_params[k.P_LAG_HI] = c.lag_hi
@@ -422,7 +421,7 @@ def process_batch(
         bounds.append(kept)
         row += n + p
     rows = rows[:kept]
-    lag_max = max(t.lag_hi for t in trackers) + 2
+    lag_max = max(t.config.lag_hi for t in trackers) + 2
     # The pitch kernel reads autocorrelations on speech hops only: a batch without
     # speech (most, live) needs no columns, and zeroing them cost more than its kernels.
     acf = np.zeros((total, lag_max if masks_all.any() else 0))
