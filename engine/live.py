@@ -4,8 +4,11 @@ Ingest handlers only validate and queue frames (cheap, on the event loop). A
 tick task releases frames whose jitter window has passed and hands the work for
 *every* stream to one executor call: decode, reframe, and one batched VAD call
 across all streams of all sessions. Back on the loop, sessions compute their
-figures and publish snapshots. Only the executor touches decoders and pipelines,
-and only one executor call runs at a time, so no locks are needed.
+figures and publish snapshots. Only the executor writes decoders and pipelines, but
+the loop reads what it wrote (the VAD's open segment, how far speech is final), so a
+whole pass (the executor call and the loop's work on its results) runs alone, under
+one lock (`_exclusive`): a pass's loop half overlapping the next pass's executor call
+once saw speech settled before the segment that settled it, and lost that speech.
 """
 
 from __future__ import annotations
@@ -19,9 +22,10 @@ import math
 import time
 import zlib
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import numpy as np
 
@@ -52,6 +56,7 @@ from engine.types import (
 from engine.vad import VadBackend, make_backend
 
 log = logging.getLogger("groupsense.live")
+T = TypeVar("T")
 
 SAMPLES_PER_MS = 16
 CONTIGUOUS_TOLERANCE = 15 * SAMPLES_PER_MS  # timestamp rounding and clock jitter, in samples
@@ -222,6 +227,8 @@ class LiveEngine:
         self._tick_task: asyncio.Task[None] | None = None
         self._draining = False
         self._ticked = asyncio.Event()  # set (and replaced) after every tick's analysis
+        self._passes = asyncio.Lock()  # one analysis pass at a time: see the module doc
+        self._running: set[asyncio.Task[object]] = set()  # held: the loop keeps tasks weakly
         self.lag_ms = 0.0  # how far the last tick ran behind its schedule
 
     # -- lifecycle -------------------------------------------------------------------
@@ -259,14 +266,17 @@ class LiveEngine:
                 await self._tick_task
             self._tick_task = None
             self._ticked.set()  # no more ticks: release senders waiting in pace()
+        await self._exclusive(self._drain_all)
+        self._executor.shutdown(wait=True)
+
+    async def _drain_all(self) -> None:
         for s in self.sessions.values():
             for p in s.participants.values():
+                p.needs_finish = True  # before `connected`: never idle in between
                 p.connected = False
-                p.needs_finish = True
-        await self._process(drain=True)
+        await self._pass(drain=True)
         for sid in list(self.sessions):
             self._end(sid, reason="server shutting down")
-        self._executor.shutdown(wait=True)
 
     # -- ingest ----------------------------------------------------------------------
     def open_stream(self, spec: StreamSpec) -> StreamHandle:
@@ -576,8 +586,8 @@ class LiveEngine:
         p = session.participants.get(handle.pid)
         if p is None or p.connection != handle.connection:
             return
+        p.needs_finish = True  # first: an executor call reading both never sees idle
         p.connected = False
-        p.needs_finish = True
         session.events.append(f"{p.pid} disconnected")
         if not any(q.connected for q in session.participants.values()):
             session.idle_since = time.monotonic()
@@ -635,9 +645,16 @@ class LiveEngine:
             if session_id in self.summaries:
                 return self.summaries[session_id]
             raise NotFoundError(f"no active session {session_id!r}")
+        return await self._exclusive(functools.partial(self._end_now, session_id))
+
+    async def _end_now(self, session_id: str) -> SessionView:
+        if session_id not in self.sessions:  # ended while this call waited its turn
+            if session_id in self.summaries:
+                return self.summaries[session_id]
+            raise NotFoundError(f"no active session {session_id!r}")
         for p in self.sessions[session_id].participants.values():
             p.needs_finish = True
-        await self._process(drain=True, only=session_id)
+        await self._pass(drain=True, only=session_id)
         return self._end(session_id, reason="ended")
 
     def _end(self, session_id: str, reason: str) -> SessionView:
@@ -747,17 +764,7 @@ class LiveEngine:
         next_at = time.monotonic()
         while True:
             next_at += period
-            try:
-                await self._process()
-            except Exception:  # a bug in one stage must not stop every session's analysis
-                log.exception("tick failed; the engine goes on with the next tick")
-            self._ticked.set()
-            self._ticked = asyncio.Event()
-            try:
-                self._publish_due()
-                self._expire_idle()
-            except Exception:
-                log.exception("tick failed while publishing; the engine goes on")
+            await self._exclusive(self._tick)
             delay = next_at - time.monotonic()
             self.lag_ms = max(-delay * 1000, 0.0)
             if delay < 0:
@@ -765,7 +772,45 @@ class LiveEngine:
                 delay = 0
             await asyncio.sleep(delay)
 
+    async def _tick(self) -> None:
+        try:
+            await self._pass()
+        except Exception:  # a bug in one stage must not stop every session's analysis
+            log.exception("tick failed; the engine goes on with the next tick")
+        self._ticked.set()
+        self._ticked = asyncio.Event()
+        try:
+            self._publish_due()
+            self._expire_idle()
+        except Exception:
+            log.exception("tick failed while publishing; the engine goes on")
+
+    async def _exclusive(self, body: Callable[[], Awaitable[T]]) -> T:
+        """Run `body` (which may run passes) with no other pass running, and to its end
+        even if our caller is cancelled (an RPC whose client went away): frames that
+        left their jitter buffers must be analysed, and the lock held until the executor
+        call that has them is done."""
+
+        async def run() -> T:
+            async with self._passes:
+                return await body()
+
+        task = asyncio.ensure_future(run())
+        self._running.add(task)
+        task.add_done_callback(self._finished)
+        return await asyncio.shield(task)
+
+    def _finished(self, task: asyncio.Task[object]) -> None:
+        self._running.discard(task)
+        exc = None if task.cancelled() else task.exception()
+        if exc is not None and not isinstance(exc, GroupsenseError):  # a bug, not a refusal
+            log.error("analysis pass failed", exc_info=exc)
+
     async def _process(self, *, drain: bool = False, only: str | None = None) -> None:
+        """One analysis pass, alone (see `_exclusive`)."""
+        await self._exclusive(functools.partial(self._pass, drain=drain, only=only))
+
+    async def _pass(self, *, drain: bool = False, only: str | None = None) -> None:
         work: list[tuple[LiveParticipant, list[tuple[int, int, bytes]], bool]] = []
         for sid, s in self.sessions.items():
             if only is not None and sid != only:
@@ -786,10 +831,7 @@ class LiveEngine:
         if not work:
             return
         loop = asyncio.get_running_loop()
-        # Shielded: these frames have left their jitter buffers, so the job must run even
-        # if our caller is cancelled (an RPC whose client went away); a cancelled executor
-        # job that had not started yet would silently drop them.
-        await asyncio.shield(loop.run_in_executor(self._executor, self._analyse, work))
+        await loop.run_in_executor(self._executor, self._analyse, work)  # shielded by caller
         for s in self.sessions.values():
             now = s.now_hop()
             # the bleed stage reads levels only when it steps: hold them until then and
