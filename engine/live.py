@@ -627,11 +627,24 @@ class LiveEngine:
                 yield self.summaries[session_id]
                 return
             raise NotFoundError(f"no active session {session_id!r}")
-        async for view in session.hub.subscribe(first=self._view(session, events=())):
+        async with self._passes:  # a view reads what passes write: not beside one
+            first = self._view(session, events=())
+        async for view in session.hub.subscribe(first=first):
             yield view
 
-    def list_sessions(self) -> list[SessionView]:
-        return [self._view(s, events=()) for s in self.sessions.values()]
+    async def view(self, session_id: str) -> SessionView:
+        """The session's snapshot now (its summary once it has ended)."""
+        async with self._passes:
+            session = self.sessions.get(session_id)
+            if session is not None:
+                return self._view(session, events=())
+        if session_id in self.summaries:
+            return self.summaries[session_id]
+        raise NotFoundError(f"no session {session_id!r}")
+
+    async def list_sessions(self) -> list[SessionView]:
+        async with self._passes:
+            return [self._view(s, events=()) for s in self.sessions.values()]
 
     def summary(self, session_id: str) -> SessionView:
         if session_id in self.summaries:

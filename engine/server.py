@@ -587,7 +587,7 @@ class SessionServicer(pb_grpc.SessionServiceServicer):
                     session_ms=v.session_ms,
                     active=True,
                 )
-                for v in self.engine.list_sessions()
+                for v in await self.engine.list_sessions()
                 if self.auth.visible(context, v.session_id)
             ]
         )

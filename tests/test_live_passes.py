@@ -187,3 +187,36 @@ async def test_a_pass_whose_caller_is_cancelled_still_ends(
         assert steps.seen and not any(steps.seen), steps.seen
     finally:
         engine._executor.shutdown(wait=True)
+
+
+async def test_views_asked_for_between_ticks_wait_for_the_pass(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A view reads the VAD's open segment and the timeline the executor writes: one
+    asked for by a new subscriber, ListSessions or the dashboard waits for the pass in
+    progress, like the tick's own snapshots."""
+    engine = await _engine()
+    try:
+        h = engine.open_stream(_spec("room", False))
+        _push(engine, h, range(AUDIO.shape[0] // FRAME))
+        steps = _Stepper(engine, monkeypatch)
+        beside: list[int] = []
+        view = engine._view
+
+        def view_(*args: Any, **kw: Any) -> Any:
+            beside.append(steps.in_flight)
+            return view(*args, **kw)
+
+        monkeypatch.setattr(engine, "_view", view_)
+        tick = asyncio.ensure_future(engine._process())
+        await asyncio.sleep(0.05)  # the tick's executor call is running (0.3 s)
+        assert steps.in_flight == 1
+        one = await engine.view("room")
+        [listed] = await engine.list_sessions()
+        first = await anext(engine.subscribe("room"))
+        await tick
+        assert beside == [0, 0, 0]
+        held = AUDIO.shape[0] // 16 - 20  # all but the jitter window's last frame
+        assert one.session_ms == listed.session_ms == first.session_ms == held
+    finally:
+        engine._executor.shutdown(wait=True)

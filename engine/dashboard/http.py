@@ -34,7 +34,7 @@ from engine.config import ServerConfig
 from engine.dashboard.report import render_report
 from engine.dashboard.view_json import session_json
 from engine.errors import GroupsenseError
-from engine.live import LiveEngine
+from engine.live import LiveEngine, NotFoundError
 from engine.types import SessionView
 
 log = logging.getLogger("groupsense.dashboard")
@@ -388,7 +388,7 @@ class DashboardServer:
                     data = {"sessions": self._sessions(self._viewer(req))}
                     await self._send_json(writer, HTTPStatus.OK, data, close=close)
                 elif len(parts) == 3 and parts[:2] == ["api", "sessions"]:
-                    view = self._view(self._viewer(req), parts[2])
+                    view = await self._view(self._viewer(req), parts[2])
                     data = self._mark(session_json(view), self._viewer(req))
                     await self._send_json(writer, HTTPStatus.OK, data, close=close)
                 elif len(parts) == 4 and parts[:2] == ["api", "sessions"] and parts[3] == "events":
@@ -541,15 +541,13 @@ class DashboardServer:
         self._acks.forget_except(set(self.engine.sessions) | set(self.engine.summaries))
         return list(out.values())
 
-    def _view(self, viewer: Viewer, session_id: str) -> SessionView:
+    async def _view(self, viewer: Viewer, session_id: str) -> SessionView:
         if not viewer.may_access(session_id):
             raise ForbiddenError(f"this token does not grant access to session {session_id!r}")
-        if session_id in self.engine.summaries:
-            return self.engine.summaries[session_id]
-        for v in self.engine.list_sessions():
-            if v.session_id == session_id:
-                return v
-        raise HttpError(HTTPStatus.NOT_FOUND, f"no session {session_id!r} yet")
+        try:
+            return await self.engine.view(session_id)
+        except NotFoundError:
+            raise HttpError(HTTPStatus.NOT_FOUND, f"no session {session_id!r} yet") from None
 
     def _mark(self, data: dict[str, Any], viewer: Viewer) -> dict[str, Any]:
         """Note which alerts this facilitator has acknowledged."""
@@ -608,7 +606,7 @@ class DashboardServer:
         if not viewer.may_access(session_id):
             raise ForbiddenError(f"this token does not grant access to session {session_id!r}")
         if alert_id not in self._acks.seen.get(session_id, set()):
-            current = _alert_ids(session_json(self._view(viewer, session_id)))
+            current = _alert_ids(session_json(await self._view(viewer, session_id)))
             if alert_id not in current:
                 raise HttpError(
                     HTTPStatus.NOT_FOUND, f"no alert {alert_id!r} in session {session_id!r}"
@@ -620,7 +618,7 @@ class DashboardServer:
     async def _report(
         self, req: Request, writer: asyncio.StreamWriter, session_id: str, close: bool
     ) -> None:
-        view = self._view(self._viewer(req), session_id)
+        view = await self._view(self._viewer(req), session_id)
         data = session_json(view)
         timeline = self._timelines.get(session_id)
         if timeline is not None:  # who spoke when, for participation over time
