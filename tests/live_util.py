@@ -16,6 +16,7 @@ from typing import Any
 import grpc
 import numpy as np
 
+from engine.ingest import Codec, Role, StreamSpec
 from groupsense.v1 import groupsense_pb2 as pb
 from groupsense.v1 import groupsense_pb2_grpc as pb_grpc
 
@@ -46,6 +47,19 @@ def quiet(seconds: float, seed: int = 1) -> np.ndarray:
 def talk(*parts: tuple[str, float]) -> np.ndarray:
     """talk(("q", 0.5), ("v", 1.0), ...): quiet and voiced stretches, in order."""
     return np.concatenate([voiced(s) if kind == "v" else quiet(s) for kind, s in parts])
+
+
+def pcm_spec(session: str, ref: str = "ana", **kw: Any) -> StreamSpec:
+    """A 16 kHz mono PCM participant, for tests that drive a LiveEngine by hand."""
+    return StreamSpec(
+        session_id=session,
+        participant_ref=ref,
+        role=Role.PARTICIPANT,
+        codec=Codec.PCM16LE,
+        sample_rate=RATE,
+        channels=1,
+        **kw,
+    )
 
 
 # -- requests ---------------------------------------------------------------------------

@@ -12,25 +12,16 @@ import pytest
 
 import engine.live as live
 from engine.config import LiveConfig, VadConfig
-from engine.ingest import Codec, Role, StreamSpec
 from engine.live import AFFECT_BLOCK_HOPS, AFFECT_MAX_HOPS, AFFECT_PHASES, LiveEngine
 from engine.types import HOP
+from tests.live_util import pcm_spec
 
 
 def consenting_engine(n: int) -> tuple[LiveEngine, list[live.LiveParticipant]]:
     engine = LiveEngine(LiveConfig(), VadConfig())
     ps = []
     for i in range(n):
-        spec = StreamSpec(
-            session_id=f"s{i // 8}",
-            participant_ref=f"p{i}",
-            role=Role.PARTICIPANT,
-            codec=Codec.PCM16LE,
-            sample_rate=16_000,
-            channels=1,
-            affect_consent=True,
-        )
-        h = engine.open_stream(spec)
+        h = engine.open_stream(pcm_spec(f"s{i // 8}", f"p{i}", affect_consent=True))
         ps.append(engine.sessions[h.session_id].participants[h.pid])
     return engine, ps
 

@@ -22,9 +22,9 @@ from typing import Any
 import pytest
 
 from engine.config import LiveConfig, VadConfig
-from engine.ingest import Codec, Role, StreamSpec
+from engine.ingest import StreamSpec
 from engine.live import LiveEngine, LiveSession, StreamHandle
-from tests.live_util import talk
+from tests.live_util import pcm_spec, talk
 
 FRAME = 320  # 20 ms at 16 kHz
 AUDIO = talk(("q", 0.5), ("v", 2.0), ("q", 0.2), ("v", 1.5), ("q", 0.6))
@@ -32,15 +32,7 @@ TAIL = 40  # the last 0.8 s come with the flush: the last utterance is still ope
 
 
 def _spec(session: str, shared: bool) -> StreamSpec:
-    return StreamSpec(
-        session_id=session,
-        participant_ref="ana",
-        role=Role.PARTICIPANT,
-        codec=Codec.PCM16LE,
-        sample_rate=16_000,
-        channels=1,
-        shared_microphone=shared,
-    )
+    return pcm_spec(session, shared_microphone=shared)
 
 
 def _push(engine: LiveEngine, h: StreamHandle, frames: range) -> None:

@@ -13,23 +13,11 @@ from __future__ import annotations
 import pytest
 
 from engine.config import LiveConfig, VadConfig
-from engine.ingest import Codec, Role, StreamSpec
 from engine.live import LiveEngine, StreamHandle
-from tests.live_util import talk
+from tests.live_util import pcm_spec, talk
 
 PART = talk(("q", 0.3), ("v", 1.2), ("q", 0.5))  # 2 s, speech in the middle
 FRAME = 320  # 20 ms at 16 kHz
-
-
-def _spec(session: str) -> StreamSpec:
-    return StreamSpec(
-        session_id=session,
-        participant_ref="ana",
-        role=Role.PARTICIPANT,
-        codec=Codec.PCM16LE,
-        sample_rate=16_000,
-        channels=1,
-    )
 
 
 def _push(engine: LiveEngine, h: StreamHandle, start_ms: int, frames: range) -> None:
@@ -51,16 +39,16 @@ async def test_a_reconnect_before_the_old_epoch_ends_keeps_the_new_audio_whole(
     engine = LiveEngine(LiveConfig(jitter_ms=20, tick_ms=20), VadConfig(backend="webrtc"))
     try:
         frames = range(PART.shape[0] // FRAME)
-        ref = engine.open_stream(_spec("ref"))  # the same audio, alone: the expected figure
+        ref = engine.open_stream(pcm_spec("ref"))  # the same audio, alone: the expected figure
         _push(engine, ref, 0, frames)
         once = await _speaking_s(engine, "ref", ref.pid)
         assert once > 1.0
 
-        first = engine.open_stream(_spec("room"))
+        first = engine.open_stream(pcm_spec("room"))
         _push(engine, first, 0, frames)
         await engine.flush_stream(first)  # the sender half-closed: all of it analysed
         engine.close_stream(first)  # its epoch ends at the next tick...
-        second = engine.open_stream(_spec("room"))  # ...but the participant is back first
+        second = engine.open_stream(pcm_spec("room"))  # ...but the participant is back first
         assert second.pid == first.pid
         cut = frames[:cut_frames]  # the first utterance (from 0.3 s) has begun
         _push(engine, second, 3000, cut)
