@@ -272,7 +272,7 @@ class LiveEngine:
     async def _drain_all(self) -> None:
         for s in self.sessions.values():
             for p in s.participants.values():
-                p.needs_finish = True  # before `connected`: never idle in between
+                p.needs_finish = True
                 p.connected = False
         await self._pass(drain=True)
         for sid in list(self.sessions):
@@ -621,14 +621,14 @@ class LiveEngine:
 
     # -- signals -----------------------------------------------------------------------
     async def subscribe(self, session_id: str) -> AsyncIterator[SessionView]:
-        session = self.sessions.get(session_id)
-        if session is None:
+        async with self._passes:  # a view reads what passes write: not beside one
+            session = self.sessions.get(session_id)  # (it may have ended while we waited)
+            first = self._view(session, events=()) if session is not None else None
+        if session is None or first is None:
             if session_id in self.summaries:
                 yield self.summaries[session_id]
                 return
             raise NotFoundError(f"no active session {session_id!r}")
-        async with self._passes:  # a view reads what passes write: not beside one
-            first = self._view(session, events=())
         async for view in session.hub.subscribe(first=first):
             yield view
 
