@@ -29,6 +29,7 @@ from tests.live_util import pcm_spec, talk
 FRAME = 320  # 20 ms at 16 kHz
 AUDIO = talk(("q", 0.5), ("v", 2.0), ("q", 0.2), ("v", 1.5), ("q", 0.6))
 TAIL = 40  # the last 0.8 s come with the flush: the last utterance is still open before
+SLOW_S = 1.0  # the first executor call's delay: the test acts well inside it, even on a loaded box
 
 
 def _spec(session: str, shared: bool) -> StreamSpec:
@@ -98,7 +99,7 @@ class _Stepper:
         def analyse_(work: Any) -> None:
             if self.slow_first:  # the tick's call: the flush queues behind it
                 self.slow_first = False
-                time.sleep(0.3)
+                time.sleep(SLOW_S)
             analyse(work)
 
         def now_hop_(session: LiveSession) -> int:
@@ -201,7 +202,7 @@ async def test_views_asked_for_between_ticks_wait_for_the_pass(
 
         monkeypatch.setattr(engine, "_view", view_)
         tick = asyncio.ensure_future(engine._process())
-        await asyncio.sleep(0.05)  # the tick's executor call is running (0.3 s)
+        await asyncio.sleep(0.05)  # the tick's executor call is running (SLOW_S)
         assert steps.in_flight == 1
         one = await engine.view("room")
         [listed] = await engine.list_sessions()
