@@ -4,11 +4,12 @@ Ingest handlers only validate and queue frames (cheap, on the event loop). A
 tick task releases frames whose jitter window has passed and hands the work for
 *every* stream to one executor call: decode, reframe, and one batched VAD call
 across all streams of all sessions. Back on the loop, sessions compute their
-figures and publish snapshots. Only the executor writes decoders and pipelines, but
-the loop reads what it wrote (the VAD's open segment, how far speech is final), so a
-whole pass (the executor call and the loop's work on its results) runs alone, under
-one lock (`_exclusive`): a pass's loop half overlapping the next pass's executor call
-once saw speech settled before the segment that settled it, and lost that speech.
+figures and publish snapshots. Only the executor writes decoders and pipelines (a
+reconnect's new decoder and consent wait for the start of a pass), but the loop reads
+what it wrote (the VAD's open segment, how far speech is final), so a whole pass (the
+executor call and the loop's work on its results) runs alone, under one lock
+(`_exclusive`): a pass's loop half overlapping the next pass's executor call once saw
+speech settled before the segment that settled it, and lost that speech.
 """
 
 from __future__ import annotations
@@ -132,6 +133,11 @@ class LiveParticipant:
     # connection's frames, still to analyse before the new connection's
     finish_carried: bool = False  # the old connection's epoch (with `carried`, if any)
     # ends at the next tick, apart from the new connection's frames
+    # A reconnect's decoder (its format changed) and consent, which take effect once the
+    # old connection's frames are analysed: those were sent in the old format and under
+    # the old consent, and an executor call may be decoding them as the reconnect comes.
+    staged_decoder: PcmDecoder | OpusDecoder | None = None
+    staged_consent: bool | None = None
     mic: SharedMicStream | None = None  # a shared microphone: its speech is diarized
 
     def position_hop(self) -> int:
@@ -274,9 +280,21 @@ class LiveEngine:
             for p in s.participants.values():
                 p.needs_finish = True
                 p.connected = False
-        await self._pass(drain=True)
+        await self._drain_passes(None)
         for sid in list(self.sessions):
             self._end(sid, reason="server shutting down")
+
+    async def _drain_passes(self, only: str | None) -> None:
+        """Analyse every frame held, to the end: a reconnect's old connection in a pass
+        of its own (its format and consent), then the new connection's frames."""
+        await self._pass(drain=True, only=only)
+        if any(
+            p.staged_decoder is not None or p.staged_consent is not None or len(p.jitter)
+            for sid, s in self.sessions.items()
+            if only is None or sid == only
+            for p in s.participants.values()
+        ):
+            await self._pass(drain=True, only=only)
 
     # -- ingest ----------------------------------------------------------------------
     def open_stream(self, spec: StreamSpec) -> StreamHandle:
@@ -352,9 +370,10 @@ class LiveEngine:
                 spec.sample_rate,
                 spec.channels,
             ):
-                p.decoder = _decoder(spec)  # a reconnect may change format; a stream may not
+                p.staged_decoder = _decoder(spec)  # a reconnect may change format; a stream
+                # may not
             p.spec = spec
-            self._set_consent(p, spec.affect_consent and not spec.shared_microphone)
+            p.staged_consent = spec.affect_consent and not spec.shared_microphone
             p.connection += 1
             p.connected = True
             p.error = None
@@ -391,6 +410,15 @@ class LiveEngine:
             raise StreamFormatError(f"config: {exc}") from None
         diarizer = SharedMicDiarizer(self.embedder, dataclasses.replace(c, cluster=cluster))
         return SharedMicStream(pid, diarizer, bleed)
+
+    def _unstage(self, p: LiveParticipant) -> None:
+        """A reconnect's decoder and consent, now that no executor call holds the old
+        connection's frames (a pass's start, under the pass lock)."""
+        if p.staged_decoder is not None:
+            p.decoder, p.staged_decoder = p.staged_decoder, None
+        if p.staged_consent is not None:
+            self._set_consent(p, p.staged_consent)
+            p.staged_consent = None
 
     @staticmethod
     def _set_consent(p: LiveParticipant, consent: bool) -> None:
@@ -624,7 +652,7 @@ class LiveEngine:
         async with self._passes:  # a view reads what passes write: not beside one
             session = self.sessions.get(session_id)  # (it may have ended while we waited)
             first = self._view(session, events=()) if session is not None else None
-        if session is None or first is None:
+        if session is None:
             if session_id in self.summaries:
                 yield self.summaries[session_id]
                 return
@@ -667,7 +695,7 @@ class LiveEngine:
             raise NotFoundError(f"no active session {session_id!r}")
         for p in self.sessions[session_id].participants.values():
             p.needs_finish = True
-        await self._pass(drain=True, only=session_id)
+        await self._drain_passes(session_id)
         return self._end(session_id, reason="ended")
 
     def _end(self, session_id: str, reason: str) -> SessionView:
@@ -810,14 +838,12 @@ class LiveEngine:
 
         task = asyncio.ensure_future(run())
         self._running.add(task)
-        task.add_done_callback(self._finished)
-        return await asyncio.shield(task)
-
-    def _finished(self, task: asyncio.Task[object]) -> None:
-        self._running.discard(task)
-        exc = None if task.cancelled() else task.exception()
-        if exc is not None and not isinstance(exc, GroupsenseError):  # a bug, not a refusal
-            log.error("analysis pass failed", exc_info=exc)
+        task.add_done_callback(self._running.discard)
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            task.add_done_callback(_report_orphan)  # nobody else will see how it ended
+            raise
 
     async def _process(self, *, drain: bool = False, only: str | None = None) -> None:
         """One analysis pass, alone (see `_exclusive`)."""
@@ -830,12 +856,12 @@ class LiveEngine:
                 continue
             for p in s.participants.values():
                 if p.finish_carried:  # a replaced connection's frames first; new ones
-                    frames, p.carried = p.carried, []  # next tick
+                    frames, p.carried = p.carried, []  # in the next pass
                     p.finish_carried = False
                     ending = True
-                    if drain:
-                        frames += p.jitter.release(drain=True)
                 else:
+                    if p.staged_decoder is not None or p.staged_consent is not None:
+                        self._unstage(p)  # the old connection's frames are all analysed
                     ending = p.needs_finish or drain
                     frames = p.jitter.release(drain=drain or p.needs_finish)
                 if frames or ending:
@@ -1119,6 +1145,13 @@ class LiveEngine:
 LIVE_DIARIZE = DiarizeConfig(latency_s=2.0)
 """Shared microphones live: labels final 2 s after the VAD decides (5 s offline); 2 s
 leaves room for two windows of look-ahead before a new voice opens an identity."""
+
+
+def _report_orphan(task: asyncio.Task[object]) -> None:
+    """Log a pass that failed after its caller went away (a bug, not a refusal)."""
+    exc = None if task.cancelled() else task.exception()
+    if exc is not None and not isinstance(exc, GroupsenseError):
+        log.error("analysis pass failed after its caller went away", exc_info=exc)
 
 
 def _open_segments(s: LiveSession) -> dict[str, SpeechSegment | None]:

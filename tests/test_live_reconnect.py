@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import pytest
 
+from cli.replay import _Encoder
 from engine.config import LiveConfig, VadConfig
+from engine.ingest import Codec, Role, StreamSpec
 from engine.live import LiveEngine, StreamHandle
 from tests.live_util import pcm_spec, talk
 
@@ -57,5 +59,57 @@ async def test_a_reconnect_before_the_old_epoch_ends_keeps_the_new_audio_whole(
         await engine._process()
         twice = await _speaking_s(engine, "room", second.pid)
         assert twice == 2 * once  # both connections count, the second one whole
+    finally:
+        engine._executor.shutdown(wait=True)
+
+
+def _spec_in(session: str, codec: str) -> StreamSpec:
+    if codec == "pcm":
+        return pcm_spec(session)
+    return StreamSpec(
+        session_id=session,
+        participant_ref="ana",
+        role=Role.PARTICIPANT,
+        codec=Codec.OPUS,
+        sample_rate=48_000,
+        channels=1,
+    )
+
+
+def _send(engine: LiveEngine, h: StreamHandle, start_ms: int, payloads: list[bytes]) -> None:
+    for k, payload in enumerate(payloads):
+        engine.push_frame(h, k, start_ms + 20 * k, None, payload)
+
+
+@pytest.mark.parametrize("formats", [("pcm", "opus"), ("opus", "pcm")], ids="->".join)
+async def test_a_reconnect_in_another_format_analyses_both_connections(
+    formats: tuple[str, str],
+) -> None:
+    """A reconnect may change codec. The old connection's frames still buffered when it
+    comes are decoded in their own format (real Opus, through PyAV's libopus encoder and
+    the engine's decoder), the new ones in theirs: each counts what it counts alone, and
+    the new connection is not refused. Once the new decoder decoded the old frames: an
+    Opus packet read as PCM, or PCM as Opus, failed and ended the *new* connection."""
+    engine = LiveEngine(LiveConfig(jitter_ms=20, tick_ms=20), VadConfig(backend="webrtc"))
+    try:
+        payloads = {c: _Encoder(c).frames(PART, final=True) for c in formats}
+        alone = {}
+        for c in formats:
+            h = engine.open_stream(_spec_in(f"alone-{c}", c))
+            _send(engine, h, 0, payloads[c])
+            alone[c] = await _speaking_s(engine, f"alone-{c}", h.pid)
+            assert alone[c] > 1.0
+
+        old, new = formats
+        first = engine.open_stream(_spec_in("room", old))
+        _send(engine, first, 0, payloads[old])  # all still buffered: no tick yet
+        second = engine.open_stream(_spec_in("room", new))  # the participant is back
+        assert second.pid == first.pid
+        _send(engine, second, 3000, payloads[new])
+        await engine._process()  # the old connection's frames, in their own format
+        await engine._process()  # the new connection's
+        assert engine.participant(second).error is None
+        both = await _speaking_s(engine, "room", second.pid)
+        assert both == round(alone[old] + alone[new], 2)
     finally:
         engine._executor.shutdown(wait=True)
