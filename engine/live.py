@@ -137,7 +137,7 @@ class LiveParticipant:
     # old connection's frames are analysed: those were sent in the old format and under
     # the old consent, and an executor call may be decoding them as the reconnect comes.
     staged_decoder: PcmDecoder | OpusDecoder | None = None
-    staged_consent: bool | None = None
+    staged_consent: bool | None = None  # set by every reconnect: also "something staged"
     mic: SharedMicStream | None = None  # a shared microphone: its speech is diarized
 
     def position_hop(self) -> int:
@@ -289,7 +289,7 @@ class LiveEngine:
         of its own (its format and consent), then the new connection's frames."""
         await self._pass(drain=True, only=only)
         if any(
-            p.staged_decoder is not None or p.staged_consent is not None or len(p.jitter)
+            p.staged_consent is not None or len(p.jitter)
             for sid, s in self.sessions.items()
             if only is None or sid == only
             for p in s.participants.values()
@@ -418,7 +418,7 @@ class LiveEngine:
             p.decoder, p.staged_decoder = p.staged_decoder, None
         if p.staged_consent is not None:
             self._set_consent(p, p.staged_consent)
-            p.staged_consent = None
+        p.staged_consent = None
 
     @staticmethod
     def _set_consent(p: LiveParticipant, consent: bool) -> None:
@@ -860,8 +860,8 @@ class LiveEngine:
                     p.finish_carried = False
                     ending = True
                 else:
-                    if p.staged_decoder is not None or p.staged_consent is not None:
-                        self._unstage(p)  # the old connection's frames are all analysed
+                    if p.staged_consent is not None:  # a reconnect, and the old
+                        self._unstage(p)  # connection's frames are all analysed
                     ending = p.needs_finish or drain
                     frames = p.jitter.release(drain=drain or p.needs_finish)
                 if frames or ending:
