@@ -8,7 +8,7 @@ participants, bleed, segments into signals) and snapshot publishing.
 
     pytest bench/bench_live_tick.py --benchmark-only      # 48 streams, 100 ms ticks
     python bench/bench_live_tick.py [--streams 64] [--codec pcm] [--vad webrtc] [--ticks 750]
-                                    [--stages]
+                                    [--stages] [--affect prosody]
 
 The command line uses `groupsense bench`'s server settings (20 ms ticks, 20 ms jitter
 window, a snapshot every 50 ms, every participant consenting) and prints the process's
@@ -58,12 +58,16 @@ class Rig:
         streams: int = STREAMS,
         tick_frames: int = TICK_FRAMES,
         snapshot_s: float = 1.0,
+        affect_model: bool = True,
     ) -> None:
         self.loop = asyncio.new_event_loop()
         self.tick_frames = tick_frames
         self.engine = LiveEngine(
             LiveConfig(
-                jitter_ms=20, tick_ms=tick_frames * FRAME_MS, snapshot_interval_s=snapshot_s
+                jitter_ms=20,
+                tick_ms=tick_frames * FRAME_MS,
+                snapshot_interval_s=snapshot_s,
+                affect_model=affect_model,
             ),
             VadConfig(backend=vad),
         )
@@ -166,12 +170,25 @@ def main() -> None:
     ap.add_argument("--vad", default="webrtc")
     ap.add_argument("--ticks", type=int, default=750, help="measured 20 ms ticks")
     ap.add_argument("--stages", action="store_true", help="split the CPU time by stage")
+    ap.add_argument(
+        "--affect",
+        choices=("model", "prosody"),
+        default="model",
+        help="prosody: LiveConfig.affect_model off (prosody and its cues only)",
+    )
     args = ap.parse_args()
     pin_one_core()
     spent: collections.Counter[str] = collections.Counter()
     if args.stages:
         time_stages(spent)
-    rig = Rig(args.vad, args.codec, streams=args.streams, tick_frames=1, snapshot_s=0.05)
+    rig = Rig(
+        args.vad,
+        args.codec,
+        streams=args.streams,
+        tick_frames=1,
+        snapshot_s=0.05,
+        affect_model=args.affect == "model",
+    )
     try:
         for _ in range(100):  # unmeasured: the affect windows and baselines fill up
             rig.tick()
@@ -184,7 +201,8 @@ def main() -> None:
         rig.close()
     us = cpu / args.streams / (args.ticks * FRAME_MS / 1000) * 1e6
     print(
-        f"{args.vad}/{args.codec}, {args.streams} consenting streams, 20 ms ticks: "
+        f"{args.vad}/{args.codec}, {args.streams} consenting streams "
+        f"({'with' if args.affect == 'model' else 'without'} the affect model), 20 ms ticks: "
         f"{us:,.0f} us CPU per stream-second ({int(1e6 / us)} streams per core)"
     )
     if args.stages:

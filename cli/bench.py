@@ -45,6 +45,7 @@ LATENCY_DEFINITION = (
     "session's first frame k (at its real-time due moment) to the arrival of the first "
     "snapshot with session_ms >= 20k+20"
 )
+AFFECT_MODES = ("model", "prosody")
 _INGEST = "/groupsense.v1.IngestService/StreamAudio"
 _NODE = "/groupsense.v1.IngestService/StreamNode"
 
@@ -78,6 +79,15 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--snapshot-s", type=float, default=0.05, help="snapshot_interval_s")
     p.add_argument("--no-transport", action="store_true", help="skip the transport ceiling")
     p.add_argument(
+        "--affect",
+        nargs="+",
+        choices=AFFECT_MODES,
+        default=["model"],
+        help="what every (consenting) participant's voice goes through: model = prosody, "
+        "its cues and the affect model; prosody = prosody and its cues only "
+        "(LiveConfig.affect_model off; configurations named <vad>/<codec>/prosody)",
+    )
+    p.add_argument(
         "--ingest",
         choices=("node", "stream"),
         default="node",
@@ -104,6 +114,12 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 # -- helpers shared by the processes -----------------------------------------------------
+def config_name(vad: str, codec: str, affect: str) -> str:
+    """A configuration's name in the table and JSON: `<vad>/<codec>`, with the affect
+    model (the default), or `<vad>/<codec>/prosody` without it."""
+    return f"{vad}/{codec}" if affect == "model" else f"{vad}/{codec}/{affect}"
+
+
 def session_sizes(n: int) -> list[int]:
     """Split n participants into sessions of 6-12 (fewer than 6: one small session)."""
     sizes: list[int] = []
@@ -214,6 +230,7 @@ def server_main() -> None:
             max_sessions=4096,
             max_streams=100_000,
             analyse_audio=opts["analyse"],
+            affect_model=opts.get("affect", "model") == "model",
         ),
         vad=VadConfig(backend=opts["vad"]),
     )
@@ -983,11 +1000,10 @@ def run(args: argparse.Namespace) -> int:
                 ceilings.append(
                     summarise(search(tr_opts, workers, codec, args, f"transport/{codec}"))
                 )
-            for vad in args.vad:
-                opts = {**base, "vad": vad, "analyse": True}
-                configs[f"{vad}/{codec}"] = summarise(
-                    search(opts, workers, codec, args, f"{vad}/{codec}")
-                )
+            for vad, affect in itertools.product(args.vad, args.affect):
+                opts = {**base, "vad": vad, "analyse": True, "affect": affect}
+                name = config_name(vad, codec, affect)
+                configs[name] = summarise(search(opts, workers, codec, args, name))
             if not args.no_transport and not args.quick:
                 ceilings.append(
                     summarise(search(tr_opts, workers, codec, args, f"transport/{codec}"))
@@ -995,9 +1011,9 @@ def run(args: argparse.Namespace) -> int:
             if ceilings:
                 transport[codec] = max(ceilings, key=lambda c: c["streams_per_core"])
                 transport[codec]["runs"] = [c["streams_per_core"] for c in ceilings]
-            for vad in args.vad:
+            for vad, affect in itertools.product(args.vad, args.affect):
                 t = transport.get(codec)
-                configs[f"{vad}/{codec}"]["transport_streams_per_core"] = (
+                configs[config_name(vad, codec, affect)]["transport_streams_per_core"] = (
                     t["streams_per_core"] if t else None
                 )
     finally:
@@ -1011,6 +1027,7 @@ def run(args: argparse.Namespace) -> int:
             "jitter_ms": args.jitter_ms,
             "snapshot_interval_s": args.snapshot_s,
         },
+        "affect": args.affect,
         "quick": args.quick,
         "ingest": args.ingest,
         "configurations": configs,

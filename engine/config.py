@@ -203,6 +203,10 @@ class LiveConfig:
     # False: frames are ordered and acknowledged but never decoded or analysed; only the
     # timeline advances. For measuring the transport alone (groupsense bench).
     analyse_audio: bool = True
+    # False: consenting participants get prosody and its cues against their own baseline,
+    # without the affect model (no arousal/valence, no high_arousal cue, the model never
+    # loaded): cheaper, and for deployments that want no learnt affect scores.
+    affect_model: bool = True
 
     def __post_init__(self) -> None:
         for name in (

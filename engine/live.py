@@ -260,7 +260,8 @@ class LiveEngine:
         # The affect path: prosody kernels compiled and the model loaded and run once
         # (a full window of "speech"), so the first consenting participant sees no stall.
         noise = np.random.default_rng(0).normal(0, 3000, HOP * 250).astype(np.int16)
-        affect_step([AffectStream("warm-up")], [noise], [np.ones(250, bool)], [250])
+        warm = AffectStream("warm-up", use_model=self.config.affect_model)
+        affect_step([warm], [noise], [np.ones(250, bool)], [250])
 
     async def drain(self) -> None:
         """Graceful shutdown: refuse new streams, process every buffered frame, end all
@@ -420,12 +421,11 @@ class LiveEngine:
             self._set_consent(p, p.staged_consent)
         p.staged_consent = None
 
-    @staticmethod
-    def _set_consent(p: LiveParticipant, consent: bool) -> None:
+    def _set_consent(self, p: LiveParticipant, consent: bool) -> None:
         """Affect analysis exists for a participant only while they consent; withdrawn
         consent drops everything it held about them."""
         if consent and p.affect is None:
-            p.affect = AffectStream(p.pid)
+            p.affect = AffectStream(p.pid, use_model=self.config.affect_model)
         elif not consent:
             p.affect = None
             p.cue_changes.clear()

@@ -97,3 +97,24 @@ async def test_withdrawn_consent_drops_what_was_held(start_server, channel_to) -
     summary = await end_session(ch, S)
     p = by_id(summary)[pid]
     assert not p.affect and list(p.cues) == [] and p.arousal == -1.0
+
+
+async def test_prosody_only_gives_cues_without_the_affect_model(start_server, channel_to) -> None:
+    """`LiveConfig.affect_model` off: a consenting participant's prosody still runs and
+    their windows are counted, but no window audio is held and no arousal or valence
+    exists (-1 on the wire, as for no windows)."""
+    from engine.config import LiveConfig
+
+    server = await start_server(live=LiveConfig(affect_model=False))
+    ch = channel_to(server)
+    s = await send(ch, "ana", track("ana"), True)
+    await s.finish()
+    pid = await s.pid()
+    held = server.engine.sessions[S].participants[pid].affect
+    assert held is not None and not held.use_model
+    assert held.windows > 10 and held.prosody.state.voiced_hops > 500
+    assert held.window.buf.size == 0 and list(held.arousal) == []
+    got = by_id(await end_session(ch, S))[pid]
+    assert got.affect and got.speaking_s > 10
+    assert got.arousal == -1.0 and got.valence == -1.0
+    assert all(c.kind != "high_arousal" for c in got.cues)

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from engine.affect.cues import WINDOW_FEATURES, CueConfig, CueDetector
+from engine.affect.features import SpeechWindow
 from engine.affect.stream import AffectStream, affect_step
 from engine.audio.decode import decode_file
 from engine.config import VadConfig
@@ -156,3 +157,35 @@ def test_calm_then_aroused_speech_raises_arousal_or_pitch_cues(shared_data, spea
     assert fired, [(c.kind, c.since_s) for c in changed]
     assert min(c.since_s for c in fired) <= switch + 20
     assert stream.windows >= (calm.shape[0] + tense.shape[0]) / 16000 / 2 * 0.5
+
+
+def test_prosody_only_cues_match_the_models_but_for_arousal(shared_data) -> None:
+    """Without the affect model (`use_model=False`) the same speech gives the same
+    windows and the same prosody cues, to the digit; only `high_arousal` is gone, and
+    no window of audio is kept."""
+    calm = [f for s in ("09", "11") for f in _emodb(shared_data, s, "LTN")]
+    tense = [f for s in ("09", "11") for f in _emodb(shared_data, s, "WAF")]
+    gap = np.zeros(8000, np.int16)
+    audio = np.concatenate(
+        [x for f in calm + tense for x in (np.concatenate([c for _, c in decode_file(f)[1]]), gap)]
+    )
+    cfg = CueConfig(learn_s=16, evidence_s=8)
+    full, lean = AffectStream("p-x", cfg), AffectStream("p-x", cfg, use_model=False)
+    with_model, without = _feed(full, audio), _feed(lean, audio)
+    assert lean.window.buf.size == 0 and list(lean.arousal) == [] and lean.mean_arousal == -1.0
+    assert lean.windows == full.windows > 20
+    assert any(c.kind == "high_arousal" for c in with_model)  # so the filter below matters
+    assert [c for c in with_model if c.kind != "high_arousal"] == without
+    assert without and all(c.kind != "high_arousal" for c in without)
+
+
+def test_window_counts_without_audio() -> None:
+    w = SpeechWindow(keep_audio=False)
+    per = w.cap // 160
+    assert w.buf.size == 0
+    assert w.count_hops(per - 1) == 0 and w.count_hops(1) == 1 and w.fill == 0
+    assert w.count_hops(2 * per + 3) == 2 and w.fill == 3 * 160
+    with pytest.raises(ValueError, match="keeps no audio"):
+        w.push_hops(np.zeros((1, 160), np.int16))
+    with pytest.raises(ValueError, match="keeps audio"):
+        SpeechWindow().count_hops(1)

@@ -107,17 +107,20 @@ def test_channel_frames_make_valid_node_batches_under_the_size_limit() -> None:
 
 
 def test_bench_stream_ingest_and_soak(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """--ingest stream (one StreamAudio call per participant) still measures; --soak
-    runs an accelerated session and reports memory per session minute."""
+    """--ingest stream (one StreamAudio call per participant) still measures, with and
+    without the affect model (--affect); --soak runs an accelerated session and reports
+    memory per session minute."""
     out = tmp_path / "bench.json"
     args = ["bench", "--vad", "webrtc", "--codec", "opus", "--start", "6", "--max-streams", "6"]
     args += ["--refine", "0", "--seconds", "2", "--warmup", "1", "--workers", "1"]
     args += ["--p99-ms", "1000", "--no-transport", "--ingest", "stream", "--json", str(out)]
-    assert main(args) == 0
+    assert main([*args, "--affect", "model", "prosody"]) == 0
     report = json.loads(out.read_text())
-    assert report["ingest"] == "stream"
-    step = report["configurations"]["webrtc/opus"]["steps"][0]
-    assert step["ok"] and step["dropped"] == 0
+    assert report["ingest"] == "stream" and report["affect"] == ["model", "prosody"]
+    assert list(report["configurations"]) == ["webrtc/opus", "webrtc/opus/prosody"]
+    for cfg in report["configurations"].values():
+        step = cfg["steps"][0]
+        assert step["ok"] and step["dropped"] == 0
     soak = tmp_path / "soak.json"
     code = main(["bench", "--soak", "1.5", "--soak-streams", "6", "--json", str(soak)])
     res = json.loads(soak.read_text())["soak"]

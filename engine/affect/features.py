@@ -330,17 +330,22 @@ class SpeechWindow:
     """One participant's speech hops, gathered into windows of `window_s` seconds.
 
     Only hops the VAD marks as speech are kept, so a window holds `window_s` of speech
-    however long the pauses between. At most one window of audio is held in memory.
+    however long the pauses between. At most one window of audio is held in memory;
+    with `keep_audio` off none is: windows are only counted (`count_hops`; prosody's
+    cues need their boundaries, not their samples).
     """
 
     window_s: float = WINDOW_S
+    keep_audio: bool = True
+    cap: int = field(init=False)  # samples per window
     buf: np.ndarray = field(init=False)
     fill: int = field(init=False, default=0)
 
     def __post_init__(self) -> None:
         if not MIN_SAMPLES / SAMPLE_RATE <= self.window_s <= 10.0:
             raise ValueError(f"window_s must be in [0.25, 10], got {self.window_s}")
-        self.buf = np.zeros(round(self.window_s * SAMPLE_RATE / HOP) * HOP, np.int16)
+        self.cap = round(self.window_s * SAMPLE_RATE / HOP) * HOP
+        self.buf = np.zeros(self.cap if self.keep_audio else 0, np.int16)
 
     def push(self, pcm: np.ndarray, speech: np.ndarray) -> list[np.ndarray]:
         """Add whole hops (`pcm` int16[h * HOP], `speech` bool[h]); return full windows."""
@@ -352,10 +357,12 @@ class SpeechWindow:
         """Add speech hops (int16 (h, HOP), all kept); return full windows."""
         if hops.dtype != np.int16 or hops.ndim != 2 or hops.shape[1] != HOP:
             raise ValueError(f"need int16 hops of shape (h, {HOP})")
+        if not self.keep_audio:
+            raise ValueError("this window keeps no audio: count_hops")
         hops = hops.reshape(-1)
         full: list[np.ndarray] = []
         pos = 0
-        cap = self.buf.shape[0]
+        cap = self.cap
         while pos < hops.shape[0]:
             take = min(cap - self.fill, hops.shape[0] - pos)
             self.buf[self.fill : self.fill + take] = hops[pos : pos + take]
@@ -365,6 +372,15 @@ class SpeechWindow:
                 full.append(self.buf.copy())
                 self.fill = 0
         return full
+
+    def count_hops(self, n: int) -> int:
+        """`push_hops` without the audio (`keep_audio` off): n more speech hops; returns
+        how many windows they completed."""
+        if self.keep_audio:
+            raise ValueError("this window keeps audio: push_hops")
+        self.fill += n * HOP
+        done, self.fill = divmod(self.fill, self.cap)
+        return done
 
     def reset(self) -> None:
         self.buf.fill(0)

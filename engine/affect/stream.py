@@ -85,8 +85,11 @@ class AffectStream:
 
     participant: str
     config: CueConfig = field(default_factory=CueConfig)
+    # False: prosody and its cues only. The affect model's window audio is never held
+    # and its arousal/valence never computed (no `high_arousal` cue; means read -1).
+    use_model: bool = True
     prosody: ProsodyTracker = field(default_factory=ProsodyTracker)
-    window: SpeechWindow = field(default_factory=SpeechWindow)
+    window: SpeechWindow = field(init=False)
     cues: CueDetector = field(init=False)
     acc: _Acc = field(default_factory=_Acc)
     arousal: deque[float] = field(default_factory=lambda: deque(maxlen=RECENT_WINDOWS))
@@ -100,6 +103,8 @@ class AffectStream:
 
     def __post_init__(self) -> None:
         self.cues = CueDetector(self.participant, self.config, WINDOW_S)
+        self.window = SpeechWindow(keep_audio=self.use_model)  # without the model windows
+        # are only counted: no audio buffer
 
     def reset(self) -> None:
         self.prosody.reset()
@@ -148,20 +153,20 @@ def affect_step(
 ) -> list[Cue]:
     """Advance several participants by whole hops of 16 kHz int16 audio (`pcms`, each
     int16[n * HOP]) with the VAD's per-hop speech flags; `end_hops` is each block's end
-    in session hops (for the cues' times). One prosody call and one model call for all.
-    Returns the cues raised or cleared."""
+    in session hops (for the cues' times). One prosody call and one model call for all
+    (streams with `use_model` off skip the model). Returns the cues raised or cleared."""
     if not streams:
         return []
     # Most blocks hold no speech: the trackers' speech counts tell which without a
     # pass over the masks.
     before = [s.prosody.state.speech_hops for s in streams]
     hops = process_batch([s.prosody for s in streams], pcms, speech)
-    pending: list[tuple[AffectStream, np.ndarray, float, _Acc]] = []
+    pending: list[tuple[AffectStream, np.ndarray | None, float, _Acc]] = []
     for s, pcm, h, end, b in zip(streams, pcms, hops, end_hops, before, strict=True):
         if s.prosody.state.speech_hops == b:
             continue
         n = h.speech.shape[0]
-        cap = s.window.buf.shape[0] // HOP  # speech hops per window
+        cap = s.window.cap // HOP  # speech hops per window
         # split the block where windows fill, so each window's prosody matches its audio
         idx = np.flatnonzero(h.speech)
         start = 0
@@ -169,17 +174,29 @@ def affect_step(
             room = cap - s.window.fill // HOP
             part = idx[start : start + room]
             s.acc.add(h, part)
-            full = s.window.push_hops(pcm.reshape(-1, HOP)[part])
+            window: np.ndarray | None = None  # the model's audio of a full window
+            if s.use_model:
+                full = s.window.push_hops(pcm.reshape(-1, HOP)[part])
+                done = bool(full)
+                window = full[0] if full else None
+            else:
+                done = s.window.count_hops(part.size) > 0
             start += part.size
-            if full:
+            if done:
                 t_s = (end - (n - 1 - int(part[-1]))) / HOPS_PER_SECOND
-                pending.append((s, full[0], t_s, s.acc))
+                pending.append((s, window, t_s, s.acc))
                 s.acc = _Acc()
     if not pending:
         return []
-    out = shared_model().predict(batch_features([w for _, w, _, _ in pending]))
+    audio = [w for _, w, _, _ in pending if w is not None]
+    out = shared_model().predict(batch_features(audio)) if audio else None
     changed: list[Cue] = []
-    for k, (s, _, t_s, acc) in enumerate(pending):
+    k = 0
+    for s, w, t_s, acc in pending:
+        if out is None or w is None:  # a stream without the model: prosody's cues only
+            s.windows += 1
+            changed += s.cues.update(t_s, acc.summary(math.nan))
+            continue
         arousal = float(out.arousal[k])
         s.arousal.append(arousal)
         s.arousal_sum += arousal
@@ -188,6 +205,7 @@ def affect_step(
             s.valence_sum += float(out.valence[k])
         s.windows += 1
         changed += s.cues.update(t_s, acc.summary(arousal))
+        k += 1
     return changed
 
 
