@@ -179,7 +179,7 @@ def digest(ticks: list[list[tuple[int, np.ndarray, np.ndarray, int]]], n: int) -
     obj(cues)
     for s in streams:
         obj(s.prosody.state)
-        obj(s.window)
+        obj([s.window.buf, s.window.fill])  # its audio and fill, not its settings
         obj(s.acc)
         obj(s.cues)
         obj([list(s.arousal), list(s.valence), s.arousal_sum, s.valence_sum, s.windows])

@@ -85,7 +85,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         default=["model"],
         help="what every (consenting) participant's voice goes through: model = prosody, "
         "its cues and the affect model; prosody = prosody and its cues only "
-        "(LiveConfig.affect_model off; configurations named <vad>/<codec>/prosody)",
+        "(LiveConfig.affect_model off; configurations named <vad>/<codec>/prosody); "
+        "--soak always runs the model",
     )
     p.add_argument(
         "--ingest",
@@ -956,6 +957,7 @@ def soak_table(res: dict[str, Any]) -> str:
 
 def run(args: argparse.Namespace) -> int:
     _defaults(args)
+    args.affect = list(dict.fromkeys(args.affect))  # each mode measured once
     from engine.config import VAD_BACKENDS
 
     bad = [v for v in args.vad if v not in VAD_BACKENDS]
@@ -1202,7 +1204,8 @@ def plot_svg(report: dict[str, Any]) -> str:
 
 def _load_config(session_id: str, j: int, codec: str) -> Any:
     """The load's participant j (a StreamConfig): the first of a session facilitates; all
-    consent to affect analysis, so prosody and the affect model run for everyone."""
+    consent to affect analysis, so prosody (and, unless --affect prosody, the affect
+    model) runs for everyone."""
     from groupsense.v1 import groupsense_pb2 as pb
 
     return pb.StreamConfig(

@@ -226,6 +226,9 @@ class LiveConfig:
             raise ValueError(f"snapshot_interval_s must be 0.05-60, got {self.snapshot_interval_s}")
         if self.idle_session_s <= 0:
             raise ValueError(f"idle_session_s must be positive, got {self.idle_session_s}")
+        for name in ("analyse_audio", "affect_model"):  # "false" in a file is a truthy string
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
         if not 1.0 <= self.shared_mic_latency_s <= 10.0:
             raise ValueError(f"shared_mic_latency_s must be 1-10, got {self.shared_mic_latency_s}")
 

@@ -161,11 +161,11 @@ def analyze(
 
 
 def _affect_result(a: AffectStream) -> AffectResult:
-    n = a.windows
+    n = a.windows if a.use_model else 0  # the model's means; prosody-only streams have none
     return AffectResult(
         arousal=a.arousal_sum / n if n else -1.0,
         valence=a.valence_sum / n if n and a.valence_sum > 0 else -1.0,
-        windows=n,
+        windows=a.windows,
         cues=tuple(a.cues.history),
     )
 

@@ -112,6 +112,7 @@ class ParticipantView:
     interruptions_received: int = 0
     affect: bool = False  # voice-affect analysis runs (the participant consented)
     arousal: float = -1.0  # mean of the affect model over their recent speech; -1 if none
+    # (no window yet, or LiveConfig.affect_model off)
     valence: float = -1.0
     cues: tuple[Cue, ...] = ()  # active ones (all, with clearing times, in summaries)
 

@@ -1,6 +1,7 @@
 """Voice-affect analysis runs only with consent: over a real gRPC server on loopback, a
-participant who consents gets arousal, valence and cues; one who does not yields
-speaking signals only, and nothing about their voice leaves the engine."""
+participant who consents gets arousal, valence and cues (cues only with
+`LiveConfig.affect_model` off); one who does not yields speaking signals only, and
+nothing about their voice leaves the engine."""
 
 from __future__ import annotations
 
@@ -99,12 +100,19 @@ async def test_withdrawn_consent_drops_what_was_held(start_server, channel_to) -
     assert not p.affect and list(p.cues) == [] and p.arousal == -1.0
 
 
-async def test_prosody_only_gives_cues_without_the_affect_model(start_server, channel_to) -> None:
+async def test_prosody_only_gives_cues_without_the_affect_model(
+    start_server, channel_to, monkeypatch
+) -> None:
     """`LiveConfig.affect_model` off: a consenting participant's prosody still runs and
-    their windows are counted, but no window audio is held and no arousal or valence
-    exists (-1 on the wire, as for no windows)."""
+    their windows are counted, but the model is never asked for, no window audio is held
+    and no arousal or valence exists (-1 on the wire, as for no windows)."""
+    import engine.affect.stream as affect_stream
     from engine.config import LiveConfig
 
+    def no_model() -> None:
+        raise AssertionError("the affect model was used with affect_model off")
+
+    monkeypatch.setattr(affect_stream, "shared_model", no_model)
     server = await start_server(live=LiveConfig(affect_model=False))
     ch = channel_to(server)
     s = await send(ch, "ana", track("ana"), True)

@@ -26,6 +26,7 @@ def test_documented_example_is_the_defaults() -> None:
         ("[vad]\nbackend = 'x'\n", "backend must be one of"),
         ("[live]\njitter_ms = 0\n", "jitter_ms must be positive"),
         ("[live]\nshared_mic_latency_s = 0.5\n", "shared_mic_latency_s must be 1-10"),
+        ("[live]\naffect_model = 'false'\n", "affect_model must be true or false, got 'false'"),
         ("[extra]\n", "unknown table(s): extra"),
         ("[server\n", "not valid TOML"),
         ("[server]\nhost = '0.0.0.0'\n", "without TLS"),

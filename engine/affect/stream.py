@@ -103,8 +103,8 @@ class AffectStream:
 
     def __post_init__(self) -> None:
         self.cues = CueDetector(self.participant, self.config, WINDOW_S)
-        self.window = SpeechWindow(keep_audio=self.use_model)  # without the model windows
-        # are only counted: no audio buffer
+        # without the model, windows are only counted: no audio buffer
+        self.window = SpeechWindow(keep_audio=self.use_model)
 
     def reset(self) -> None:
         self.prosody.reset()
