@@ -257,8 +257,9 @@ class LiveEngine:
         b.finish(40)
         self.embedder = SpeakerEmbedder()  # load and run the speaker encoder once
         self.embedder.embed([np.zeros(self.diarize_config.window_hops * HOP, np.float32)])
-        # The affect path: prosody kernels compiled and the model loaded and run once
-        # (a full window of "speech"), so the first consenting participant sees no stall.
+        # The affect path: prosody kernels compiled and (unless affect_model is off) the
+        # model loaded and run once on a full window of "speech", so the first consenting
+        # participant sees no stall.
         noise = np.random.default_rng(0).normal(0, 3000, HOP * 250).astype(np.int16)
         warm = AffectStream("warm-up", use_model=self.config.affect_model)
         affect_step([warm], [noise], [np.ones(250, bool)], [250])
