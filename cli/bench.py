@@ -86,7 +86,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help="what every (consenting) participant's voice goes through: model = prosody, "
         "its cues and the affect model; prosody = prosody and its cues only "
         "(LiveConfig.affect_model off; configurations named <vad>/<codec>/prosody); "
-        "--soak always runs the model",
+        "--soak takes the first",
     )
     p.add_argument(
         "--ingest",
@@ -905,8 +905,8 @@ async def _soak(
 def soak(args: argparse.Namespace, base: dict[str, Any]) -> dict[str, Any]:
     """`--soak`: the result, with `flat` (RSS from minute 10 on grows by at most
     max(5 MB, 2 %)); the server process is started fresh for it."""
-    vad, codec = args.vad[0], args.codec[0]
-    server, port = start_server({**base, "vad": vad, "analyse": True})
+    vad, codec, affect = args.vad[0], args.codec[0], args.affect[0]
+    server, port = start_server({**base, "vad": vad, "analyse": True, "affect": affect})
     affinity = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
     _pin(load_core_of(base))  # this process sends: off the server's core
     try:
@@ -925,7 +925,7 @@ def soak(args: argparse.Namespace, base: dict[str, Any]) -> dict[str, Any]:
     slope = float(np.polyfit(xs, [by_min[m] for m in xs], 1)[0]) if len(xs) >= 3 else math.nan
     growth = slope * (last - ref_min) if len(xs) >= 3 else by_min[last] - by_min[ref_min]
     res.update(
-        configuration=f"{vad}/{codec}",
+        configuration=config_name(vad, codec, affect),
         rss_from_minute=ref_min,
         rss_at_from_mb=by_min.get(ref_min),
         rss_at_end_mb=by_min.get(last),

@@ -122,10 +122,12 @@ def test_bench_stream_ingest_and_soak(tmp_path: Path, capsys: pytest.CaptureFixt
         step = cfg["steps"][0]
         assert step["ok"] and step["dropped"] == 0
     soak = tmp_path / "soak.json"
-    code = main(["bench", "--soak", "1.5", "--soak-streams", "6", "--json", str(soak)])
+    soak_args = ["--soak", "1.5", "--soak-streams", "6", "--affect", "prosody"]
+    code = main(["bench", *soak_args, "--json", str(soak)])
     res = json.loads(soak.read_text())["soak"]
     assert code == (0 if res["flat"] else 1)
     assert res["errors"] == [] and res["participants"] == 6
     assert res["session_minutes"] == 1.5 and res["speed"] > 1
     assert set(res["rss_mb_by_minute"]) >= {"0", "1"}
-    assert "soak webrtc/opus: 6 participants" in capsys.readouterr().out
+    assert res["configuration"] == "webrtc/opus/prosody"
+    assert "soak webrtc/opus/prosody: 6 participants" in capsys.readouterr().out
