@@ -35,7 +35,7 @@ from typing import Any
 import pytest
 from benchutil import pin_one_core
 
-from cli.bench import _clips
+from cli.bench import AFFECT_MODES, _clips
 from engine.config import LiveConfig, VadConfig
 from engine.ingest import Codec, Role, StreamSpec
 from engine.live import LiveEngine, StreamHandle
@@ -172,7 +172,7 @@ def main() -> None:
     ap.add_argument("--stages", action="store_true", help="split the CPU time by stage")
     ap.add_argument(
         "--affect",
-        choices=("model", "prosody"),
+        choices=AFFECT_MODES,
         default="model",
         help="prosody: LiveConfig.affect_model off (prosody and its cues only)",
     )
