@@ -879,7 +879,7 @@ class LiveEngine:
             step_bleed = s.bleed is not None and (now >= s.bleed_hop or drain)
             for p in s.participants.values():
                 was = p.speaking
-                p.speaking = p.pipeline.hangover.open_segment() is not None
+                p.speaking = p.pipeline.hangover.has_open_segment()
                 if p.speaking != was and p.mic is None:  # a shared mic is no one: its
                     # sub-participants' speech is known only once the diarizer labels it
                     s.events.append(f"{p.pid} {'started' if p.speaking else 'stopped'} speaking")

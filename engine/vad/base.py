@@ -18,6 +18,8 @@ from engine.config import VadConfig
 from engine.types import HOP, SpeechSegment
 from engine.vad import kernels
 
+_OPEN, _START, _END = kernels.H_SEG_OPEN, kernels.H_SEG_START, kernels.H_LAST_END
+
 
 @runtime_checkable
 class VadStreamState(Protocol):
@@ -62,6 +64,7 @@ class Hangover:
     config: VadConfig
     _state: np.ndarray = field(init=False)
     _out: np.ndarray = field(init=False)
+    _open: SpeechSegment | None = field(init=False, default=None)  # open_segment's last
 
     def __post_init__(self) -> None:
         self._state = np.zeros(kernels.HANGOVER_STATE_SIZE, dtype=np.int64)
@@ -133,12 +136,26 @@ class Hangover:
         return int(self._state[kernels.H_T])
 
     def open_segment(self) -> SpeechSegment | None:
-        """The segment in progress, once it is long enough to count, else None."""
-        st = self._state
-        if not st[kernels.H_SEG_OPEN]:
+        """The segment in progress, once it is long enough to count, else None.
+
+        Asked of every speaking participant several times a tick (the pass, the bleed
+        step, a snapshot): the last answer is kept while the segment is unchanged, since
+        building a frozen SpeechSegment cost more than the rest of the tick's work on it."""
+        st = self._state.tolist()
+        if not st[_OPEN]:
             return None
-        start, end = int(st[kernels.H_SEG_START]), int(st[kernels.H_LAST_END])
-        return SpeechSegment(start, end) if end - start >= self.config.min_speech_hops else None
+        start, end = st[_START], st[_END]
+        if end - start < self.config.min_speech_hops:
+            return None
+        seg = self._open
+        if seg is None or seg.end != end or seg.start != start:
+            seg = self._open = SpeechSegment(start, end)
+        return seg
+
+    def has_open_segment(self) -> bool:
+        """`open_segment() is not None`, without building the segment."""
+        st = self._state.tolist()
+        return bool(st[_OPEN]) and st[_END] - st[_START] >= self.config.min_speech_hops
 
     def settled_until(self) -> int:
         """Hops before this are final: every segment starting earlier has been returned
