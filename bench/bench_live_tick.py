@@ -97,8 +97,8 @@ class Rig:
             for h, clip, offset in self.handles:
                 self.engine.push_frame(h, k, k * FRAME_MS, None, clip[(k + offset) % len(clip)])
         self.loop.run_until_complete(self.engine._process())
-        if publish:
-            self.engine._publish_due()
+        if publish:  # on the session clock: the snapshots a real-time server would send
+            self.engine._publish_due(k * FRAME_MS / 1000 + 1.0)
 
     def close(self) -> None:
         self.engine._executor.shutdown(wait=True)

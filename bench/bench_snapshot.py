@@ -60,7 +60,7 @@ def time_publish(engine: LiveEngine, reps: int) -> float:
     best = float("inf")
     for _ in range(reps):
         for s in sessions:
-            s.last_publish = -1e9
+            s.next_publish = -1e9  # due
         t0 = time.thread_time()
         engine._publish_due()
         best = min(best, time.thread_time() - t0)

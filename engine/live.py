@@ -74,6 +74,7 @@ AFFECT_PHASES = 25  # blocks end at one of 25 phases, a 20 ms tick apart, picked
 BLEED_BLOCK_HOPS = 10  # a session's bleed stage steps every 100 ms of session time, not
 # every tick: its per-call cost was a fifth of the engine's; it gives the same segments
 # (chunking-invariant), released to the signals at most 90 ms later
+PUBLISH_PHASES = 16  # sessions' periodic snapshots fall at one of 16 phases of the interval
 AFFECT_MAX_HOPS = 1024  # hops per batched prosody call: about 12 MB of frames and spectra
 
 
@@ -178,7 +179,7 @@ class LiveSession:
     alerts: AlertTracker
     participants: dict[str, LiveParticipant] = field(default_factory=dict)
     seq: int = 0
-    last_publish: float = 0.0
+    next_publish: float = 0.0  # monotonic time the next periodic snapshot is due
     events: list[str] = field(default_factory=list)
     alert_hop: int = 0  # session hop alerts were last evaluated at
     ended: bool = False
@@ -1127,14 +1128,29 @@ class LiveEngine:
         p.level_hops = 0
         p.epoch_hop = p.next_sample // HOP
 
-    def _publish_due(self) -> None:
-        now = time.monotonic()
+    def _publish_due(self, now: float | None = None) -> None:
+        """A snapshot of every session with news or whose periodic one is due.
+
+        Periodic snapshots keep a fixed rate: the next is due one interval after the
+        last was due, not after the tick that sent it (ticks round each due time up by
+        up to a tick, so a 50 ms interval at 20 ms ticks used to become 60 ms). A
+        session's first is due at a phase picked by its id, so sessions opened together
+        take turns rather than all building their snapshots in the same tick."""
+        now = time.monotonic() if now is None else now
+        interval = self.config.snapshot_interval_s
         for s in self.sessions.values():
-            if s.events or now - s.last_publish >= self.config.snapshot_interval_s:
+            if not s.next_publish:
+                phase = zlib.crc32(s.session_id.encode()) % PUBLISH_PHASES / PUBLISH_PHASES
+                s.next_publish = now + phase * interval
+            due = now >= s.next_publish
+            if s.events or due:
                 s.seq += 1
                 s.hub.publish(self._view(s, events=tuple(s.events)))
                 s.events.clear()
-                s.last_publish = now
+            if due:
+                s.next_publish += interval
+                if s.next_publish <= now:  # far behind (a long pass): no burst to catch up
+                    s.next_publish = now + interval
 
     def _expire_idle(self) -> None:
         now = time.monotonic()
