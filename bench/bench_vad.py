@@ -36,7 +36,7 @@ from engine.vad.energy import COEF, EnergyVadParams
 
 SECONDS = 60
 N_STREAMS = 8
-BACKENDS = ("webrtc", "numba", "silero")
+BACKENDS = ("webrtc", "numba", "silero", "silero-gated")
 
 
 @cache

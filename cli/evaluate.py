@@ -116,13 +116,13 @@ def run_vad(args: argparse.Namespace) -> int:
     audio_s = sum(s.shape[0] for _, s in items) / SAMPLE_RATE
     print(f"VAD on {root} ({len(items)} files, {audio_s:.0f} s, 10 ms frames)")
     print(
-        f"{'backend':8} {'precision':>9} {'recall':>7} {'F1':>6} {'ROC-AUC':>8} "
+        f"{'backend':12} {'precision':>9} {'recall':>7} {'F1':>6} {'ROC-AUC':>8} "
         f"{'cost vs webrtc':>15}"
     )
     for r in rows:
         cost = f"{r['us_per_audio_s'] / ref:.2f}x" if ref else "-"
         print(
-            f"{r['backend']:8} {r['precision']:9.3f} {r['recall']:7.3f} {r['f1']:6.3f} "
+            f"{r['backend']:12} {r['precision']:9.3f} {r['recall']:7.3f} {r['f1']:6.3f} "
             f"{r['roc_auc']:8.3f} {cost:>15}"
         )
     if args.json:

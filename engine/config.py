@@ -7,7 +7,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Self
 
-VAD_BACKENDS = ("webrtc", "numba", "silero")
+VAD_BACKENDS = ("webrtc", "numba", "silero", "silero-gated")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

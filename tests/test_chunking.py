@@ -26,7 +26,7 @@ from engine.pipeline import ParticipantPipeline, finish, step
 from engine.types import HOP, SAMPLE_RATE, SpeechSegment
 from engine.vad import Hangover, VadBackend, make_backend
 
-BACKENDS = ("webrtc", "numba", "silero")
+BACKENDS = ("webrtc", "numba", "silero", "silero-gated")
 SIGNAL_S = 4.0
 
 
@@ -79,7 +79,7 @@ def config_for(name: str) -> VadConfig:
     """
     return VadConfig(
         backend=name,
-        threshold=0.15 if name == "silero" else 0.5,
+        threshold=0.15 if name.startswith("silero") else 0.5,
         hysteresis=0.1,
         min_speech_ms=30,
         min_silence_ms=100,

@@ -1,4 +1,5 @@
-"""Voice activity: three backends behind one protocol, and hangover smoothing."""
+"""Voice activity: three backends (silero with or without a WebRTC gate) behind one
+protocol, and hangover smoothing."""
 
 from __future__ import annotations
 
@@ -16,10 +17,10 @@ def make_backend(config: VadConfig) -> VadBackend:
         from engine.vad.energy import NumbaBackend
 
         return NumbaBackend(config)
-    if config.backend == "silero":
+    if config.backend in ("silero", "silero-gated"):
         from engine.vad.silero import SileroBackend
 
-        return SileroBackend(config)
+        return SileroBackend(config, gate=config.backend == "silero-gated")
     raise ValueError(f"unknown VAD backend {config.backend!r}")
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import accumulate, repeat
 
@@ -96,14 +96,18 @@ class WebRtcBackend:
 
     @staticmethod
     def _one(state: WebRtcState, h: np.ndarray) -> np.ndarray:
-        h = np.ascontiguousarray(h)
-        if _process is not None and state.core is not None:
-            # The C call behind Vad.is_speech, once per hop over the rows of `h`:
-            # the same decisions without a Python frame per hop.
-            decisions = map(_process, repeat(state.core), repeat(SAMPLE_RATE), h, repeat(HOP))
-        else:
-            decisions = map(state.vad.is_speech, (bytes(row) for row in h), repeat(SAMPLE_RATE))
-        return np.fromiter(decisions, dtype=np.float32, count=h.shape[0])
+        return np.fromiter(speech_flags(state.vad, h), dtype=np.float32, count=h.shape[0])
 
     def flush(self, state: VadStreamState) -> np.ndarray:
         return np.zeros(0, dtype=np.float32)
+
+
+def speech_flags(vad: webrtcvad.Vad, hops: np.ndarray) -> Iterator[bool]:
+    """`vad`'s decision on each hop (int16, (n, HOP)), in order."""
+    h = np.ascontiguousarray(hops)
+    core = getattr(vad, "_vad", None)
+    if _process is not None and core is not None:
+        # The C call behind Vad.is_speech, once per hop over the rows of `h`:
+        # the same decisions without a Python frame per hop.
+        return map(_process, repeat(core), repeat(SAMPLE_RATE), h, repeat(HOP))
+    return map(vad.is_speech, (bytes(row) for row in h), repeat(SAMPLE_RATE))
