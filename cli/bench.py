@@ -1157,7 +1157,7 @@ def plot_svg(report: dict[str, Any]) -> str:
 
     colours = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#7f7f7f"]
     colours += ["#17becf", "#bcbd22", "#e377c2", "#000000", "#393b79", "#98df8a", "#ff9896"]
-    colours += ["#c5b0d5", "#aec7e8"]  # twelve configurations and two ceilings apart
+    colours += ["#c5b0d5", "#aec7e8", "#843c39", "#637939"]  # sixteen and two ceilings apart
     out = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" '
         'font-family="sans-serif" font-size="11">',
