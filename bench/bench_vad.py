@@ -1,4 +1,5 @@
-"""The three VAD backends side by side on the same frames, against raw webrtcvad.
+"""The VAD backends (silero gated and not) side by side on the same frames, against
+raw webrtcvad.
 
 Frames: the first 60 s of the bundled sample's 4 tracks and of the same 4 tracks
 delayed by 37 s (as in bench/make_long_session.py): 8 streams of 6000 hops. Each
