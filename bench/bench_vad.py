@@ -28,7 +28,7 @@ import webrtcvad
 from benchutil import pin_one_core, warm_backend
 from make_long_session import sources
 
-from engine.config import VadConfig
+from engine.config import VAD_BACKENDS, VadConfig
 from engine.offline import BATCH_HOPS
 from engine.types import HOP, HOPS_PER_SECOND, SAMPLE_RATE
 from engine.vad import kernels
@@ -37,7 +37,7 @@ from engine.vad.energy import COEF, EnergyVadParams
 
 SECONDS = 60
 N_STREAMS = 8
-BACKENDS = ("webrtc", "numba", "silero", "silero-gated")
+BACKENDS = VAD_BACKENDS
 
 
 @cache

@@ -58,9 +58,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "6-12, 20 ms frames, real time) from the other core over loopback gRPC. "
         + LATENCY_DEFINITION,
     )
-    p.add_argument(
-        "--vad", nargs="+", default=None, help="backends (default webrtc numba silero silero-gated)"
-    )
+    p.add_argument("--vad", nargs="+", default=None, help="backends (default: all of them)")
     p.add_argument("--codec", nargs="+", choices=("opus", "pcm"), default=None)
     p.add_argument("--quick", action="store_true", help="a rougher figure within about 60 s")
     p.add_argument("--json", metavar="OUT", help="write results as JSON")
@@ -804,8 +802,10 @@ def summarise(steps: list[Step]) -> dict[str, Any]:
 
 
 def _defaults(args: argparse.Namespace) -> None:
+    from engine.config import VAD_BACKENDS
+
     q = args.quick
-    args.vad = args.vad or (["webrtc"] if q else ["webrtc", "numba", "silero", "silero-gated"])
+    args.vad = args.vad or (["webrtc"] if q else list(VAD_BACKENDS))
     args.codec = args.codec or (["opus"] if q else ["opus", "pcm"])
     args.start = args.start or (60 if q else 48)
     args.growth = args.growth or (2.0 if q else 1.5)

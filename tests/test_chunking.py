@@ -20,13 +20,13 @@ from numpy.testing import assert_array_equal
 from scipy.signal import butter, sosfilt
 
 from engine.audio.framer import Framer
-from engine.config import VadConfig
+from engine.config import VAD_BACKENDS, VadConfig
 from engine.datasets import shared_data_dir
 from engine.pipeline import ParticipantPipeline, finish, step
 from engine.types import HOP, SAMPLE_RATE, SpeechSegment
 from engine.vad import Hangover, VadBackend, make_backend
 
-BACKENDS = ("webrtc", "numba", "silero", "silero-gated")
+BACKENDS = VAD_BACKENDS  # every backend the engine accepts
 SIGNAL_S = 4.0
 
 
