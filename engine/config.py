@@ -187,7 +187,7 @@ class LiveConfig:
     """Live-path limits and timing."""
 
     tick_ms: int = 50  # how often buffered frames are analysed
-    jitter_ms: int = 200  # frames are held this long for reordering
+    jitter_ms: int = 200  # how long frames after a missing one wait for it
     backwards_tolerance_ms: int = 2000  # further back than this is a broken clock: error
     max_frame_ms: int = 200
     max_sessions: int = 64

@@ -120,7 +120,14 @@ RECENT_SEQUENCES = 1024  # sequence numbers remembered to spot duplicates
 
 @dataclass(slots=True)
 class JitterBuffer:
-    """Orders frames by capture time; releases those older than the jitter window.
+    """Orders frames by capture time; releases the next frame in sequence at once and
+    any other once it is older than the jitter window.
+
+    The window exists to wait for a frame that is missing: a frame whose sequence
+    number follows the last one released can have nothing before it still to come, so
+    holding it would only delay the live signals (by the whole window, 200 ms by
+    default, on every frame of a healthy stream). A stream's first frame waits for the
+    window, since frames before it may still arrive.
 
     `backwards_tolerance_ms`: a frame this far behind the newest one seen is not
     jitter but a broken clock, and is an error.
@@ -137,6 +144,7 @@ class JitterBuffer:
     _heap: list[_Held] = field(default_factory=list)
     _newest_ms: int = -1
     _released_ms: int = -1  # capture time of the last frame released
+    _released_seq: int = -1  # its sequence number
     _max_seq: int = -1
     # The last RECENT_SEQUENCES sequence numbers remembered, oldest first: those in
     # `_old` (a set mirrors them), then the rising run `_run[_run_from:]`. An in-order
@@ -266,18 +274,23 @@ class JitterBuffer:
         self._run_from = start
 
     def release(self, *, drain: bool = False) -> list[tuple[int, int, bytes]]:
-        """Frames now older than the window (all of them when draining), in capture order."""
+        """In capture order: frames older than the window, and after them any that follow
+        the last released in sequence (all of them when draining)."""
         heap = self._heap
         out: list[tuple[int, int, bytes]] = []
         if not heap:
             return out
         limit = self._newest_ms - self.jitter_ms
+        # -1: nothing released yet, so even a stream's first sequence number (0) waits
+        after = self._released_seq + 1 if self._released_seq >= 0 else -1
         pop = heapq.heappop
-        while heap and (drain or heap[0][0] <= limit):
+        while heap and (drain or heap[0][0] <= limit or heap[0][1] == after):
             capture_ms, sequence, _, payload = pop(heap)
             out.append((capture_ms, sequence, payload))
+            after = sequence + 1
         if out:
             self._released_ms = out[-1][0]
+            self._released_seq = out[-1][1]
         return out
 
     def __len__(self) -> int:

@@ -32,7 +32,9 @@ class _Pending:
 
 @dataclass(slots=True)
 class RefJitter:
-    """JitterBuffer before the short cuts (commit 31b5eda), verbatim but for the name."""
+    """JitterBuffer before the short cuts (commit 31b5eda), verbatim but for the name
+    and for the later in-order release (`_released_seq`), which these tests do not
+    cover (tests/test_jitter_release.py does)."""
 
     jitter_ms: int = 200
     backwards_tolerance_ms: int = 2000
@@ -40,6 +42,7 @@ class RefJitter:
     _heap: list[_Pending] = field(default_factory=list)
     _newest_ms: int = -1
     _released_ms: int = -1
+    _released_seq: int = -1
     _max_seq: int = -1
     _recent: deque[int] = field(default_factory=lambda: deque(maxlen=1024))
     _recent_set: set[int] = field(default_factory=set)
@@ -97,10 +100,15 @@ class RefJitter:
     def release(self, *, drain: bool = False) -> list[tuple[int, int, bytes]]:
         out = []
         limit = self._newest_ms - self.jitter_ms
-        while self._heap and (drain or self._heap[0].capture_ms <= limit):
+        while self._heap and (
+            drain
+            or self._heap[0].capture_ms <= limit
+            or (self._released_seq >= 0 and self._heap[0].sequence == self._released_seq + 1)
+        ):
             f = heapq.heappop(self._heap)
             out.append((f.capture_ms, f.sequence, f.payload))
             self._released_ms = f.capture_ms
+            self._released_seq = f.sequence
         return out
 
     def __len__(self) -> int:
@@ -224,8 +232,9 @@ def test_long_in_order_stretches_remember_as_before(seed: int) -> None:
     new, ref = JitterBuffer(jitter_ms=40), RefJitter(jitter_ms=40)
     seq, ms, outcomes = 0, 0, collections.Counter[str]()
     for i in range(12_000):
-        if i % 9 == 4:  # a repeat, with a current capture time
-            frame = (seq - rng.randrange(1000, 1050), ms)
+        if i % 9 == 4:  # a repeat, captured after the newest frame (so not late: the
+            # frame at `ms` may be released already, in order)
+            frame = (seq - rng.randrange(1000, 1050), ms + 10)
         elif i % 1500 == 700:  # a long reorder or a gap, now and then
             frame = (seq + rng.choice((-3000, 5)), ms)
         else:
