@@ -9,10 +9,15 @@ and the final views once every session ends. It runs bench_live_tick's Rig with 
 executor job inline and a fixed pseudonym secret (pseudonyms set the affect phases).
 
     PYTHONPATH=<tree>:<tree>/bench python bench/digest_live.py [--vad webrtc] [--codec pcm]
-                                         [--gaps] [--ticks 400] [--streams 24]
+                                         [--gaps] [--final] [--ticks 400] [--streams 24]
 
 --gaps drops frames at random (a fixed seed): lost packets bridged with zeros, and gaps
 long enough to end an epoch. Run the same command on each checkout; the lines must match.
+
+--final digests only what does not depend on which tick analysed a frame: the final
+views, and per participant everything given to the affect path and the bleed stage,
+joined up in order. For a change that moves work from one tick to another (the jitter
+buffer releasing frames earlier) and must leave every result the same.
 """
 
 from __future__ import annotations
@@ -57,12 +62,19 @@ class Digest:
                 self.sha.update(repr(x).encode())
 
 
-def _hook(d: Digest) -> None:
-    """Wrap the executor's hand-offs so that each adds what it is given to `d`."""
+def _hook(d: Digest, joined: dict[str, dict[str, list[Any]]] | None = None) -> None:
+    """Wrap the executor's hand-offs so that each adds what it is given to `d`, or, with
+    `joined`, appends it to the participant's lists there (by hand-off)."""
     affect_step = engine.live.affect_step
 
     def affect(streams: Sequence[Any], pcms: Sequence[np.ndarray], *rest: Any) -> Any:
         masks, ends = rest
+        if joined is not None:
+            for s, pcm, mask in zip(streams, pcms, masks, strict=True):
+                lists = joined.setdefault(d.name(s.participant), {})
+                lists.setdefault("pcm", []).append(pcm.copy())
+                lists.setdefault("mask", []).append(np.array(mask, dtype=bool))
+            return affect_step(streams, pcms, *rest)
         d.add("affect", [d.name(s.participant) for s in streams], list(ends))
         for pcm, mask in zip(pcms, masks, strict=True):
             d.add(pcm, np.asarray(mask))
@@ -75,6 +87,15 @@ def _hook(d: Digest) -> None:
         def wrapped(
             self: LiveBleed, pid: str, *args: Any, _fn: Callable[..., Any] = fn, _m: str = method
         ) -> Any:
+            if joined is not None:
+                lists = joined.setdefault(d.name(pid), {})
+                if _m == "add_level_pieces":  # by hop: one array from the first hop on
+                    for hop, levels in args[0]:
+                        lists.setdefault("level_hops", []).append(hop)
+                        lists.setdefault("levels", []).append(levels.copy())
+                else:
+                    lists.setdefault(_m, []).extend(args[0] if _m == "add_segments" else [args])
+                return _fn(self, pid, *args)
             d.add(_m, d.name(pid))
             if _m == "add_level_pieces":
                 for hop, levels in args[0]:
@@ -86,18 +107,40 @@ def _hook(d: Digest) -> None:
         setattr(LiveBleed, method, wrapped)
 
 
-def run(vad: str, codec: str, streams: int, ticks: int, gaps: bool) -> str:
+def _add_joined(d: Digest, joined: dict[str, dict[str, list[Any]]]) -> None:
+    """Each participant's hand-offs joined up, so that how they were split between
+    ticks does not show; level pieces must still follow on from each other."""
+    for name in sorted(joined, key=lambda n: int(n[1:])):
+        lists = joined[name]
+        d.add(name)
+        for key in ("pcm", "mask", "levels"):
+            if lists.get(key):
+                d.add(key, np.concatenate(lists[key]))
+        hops = lists.get("level_hops", [])
+        if hops:
+            sizes = [lv.shape[0] for lv in lists["levels"]]
+            follow = all(a + n == b for a, n, b in zip(hops, sizes, hops[1:], strict=False))
+            d.add("level_hops", hops[0], follow)
+        d.add(lists.get("add_segments", []), lists.get("add_lost", []))
+
+
+def run(vad: str, codec: str, streams: int, ticks: int, gaps: bool, final: bool = False) -> str:
     secret = b"digest_live: the same pseudonyms in every run"
     init = engine.privacy.Pseudonymizer.__init__
     engine.privacy.Pseudonymizer.__init__ = (  # type: ignore[method-assign]
         lambda self, secret_=None: init(self, secret)
     )
     d = Digest()
-    _hook(d)
+    joined: dict[str, dict[str, list[Any]]] | None = {} if final else None
+    _hook(d, joined)
     rig = Rig(vad, codec, streams=streams, tick_frames=1, snapshot_s=0.05)
     engine_ = rig.engine
     engine_._executor.shutdown(wait=True)
     engine_._executor = bench_live_loop._Inline()  # type: ignore[assignment]
+    if final:  # named in the order they joined, not by which reaches a hand-off first
+        for s in engine_.sessions.values():
+            for pid in s.participants:
+                d.name(pid)
     rng = random.Random(7)
     dropping = [0] * len(rig.handles)
     for k in range(ticks):
@@ -111,16 +154,20 @@ def run(vad: str, codec: str, streams: int, ticks: int, gaps: bool) -> str:
                     dropping[i] = rng.choice([1, 2, 4, 30, 80])
             engine_.push_frame(handle, n, n * 20, None, clip[(n + offset) % len(clip)])
         rig.loop.run_until_complete(engine_._process())
-        d.add(k, d.text(bench_live_loop._state(engine_)))
+        if not final:
+            d.add(k, d.text(bench_live_loop._state(engine_)))
         for s in engine_.sessions.values():
-            for p in s.participants.values():
-                pl = p.pipeline
-                d.add(pl.hangover._state, p.next_sample, p.epoch_hop, p.unknown_hops)
-                d.add(p.level_hops, pl.hops_in, pl.hops_done, pl.audio_hops)
+            if not final:
+                for p in s.participants.values():
+                    pl = p.pipeline
+                    d.add(pl.hangover._state, p.next_sample, p.epoch_hop, p.unknown_hops)
+                    d.add(p.level_hops, pl.hops_in, pl.hops_done, pl.audio_hops)
             s.events.clear()  # as publishing would
     views = [
         rig.loop.run_until_complete(engine_.end_session(sid)) for sid in list(engine_.sessions)
     ]
+    if joined is not None:
+        _add_joined(d, joined)
     d.add(re.sub(r"seq=\d+", "seq=?", d.text(repr(views))))  # seq counts wall-clock snapshots
     rig.loop.close()
     return d.sha.hexdigest()
@@ -133,9 +180,13 @@ def main() -> None:
     ap.add_argument("--streams", type=int, default=24)
     ap.add_argument("--ticks", type=int, default=400)
     ap.add_argument("--gaps", action="store_true", help="drop frames at random (fixed seed)")
+    ap.add_argument(
+        "--final", action="store_true", help="only what does not depend on the tick (above)"
+    )
     a = ap.parse_args()
-    digest = run(a.vad, a.codec, a.streams, a.ticks, a.gaps)
-    print(f"{a.vad}/{a.codec} streams={a.streams} ticks={a.ticks} gaps={a.gaps}: {digest}")
+    digest = run(a.vad, a.codec, a.streams, a.ticks, a.gaps, a.final)
+    what = " final" if a.final else ""
+    print(f"{a.vad}/{a.codec} streams={a.streams} ticks={a.ticks} gaps={a.gaps}{what}: {digest}")
 
 
 if __name__ == "__main__":
