@@ -1,9 +1,9 @@
 """One live stream's ingress: config validation, ordering by capture time, warnings.
 
-Frames are ordered by their capture timestamps in a small jitter buffer and
-released once they are older than the jitter window, so network jitter and
-reordering never create fake overlaps or silences. A hole in the timeline is
-"unknown", not silence. Nothing here decodes or analyses audio.
+Frames are ordered by their capture timestamps in a small jitter buffer: the next frame
+in sequence goes on at once, and a frame after a missing one waits for it up to the
+jitter window, so network jitter and reordering never create fake overlaps or silences.
+A hole in the timeline is "unknown", not silence. Nothing here decodes or analyses audio.
 """
 
 from __future__ import annotations
@@ -126,8 +126,10 @@ class JitterBuffer:
     The window exists to wait for a frame that is missing: a frame whose sequence
     number follows the last one released can have nothing before it still to come, so
     holding it would only delay the live signals (by the whole window, 200 ms by
-    default, on every frame of a healthy stream). A stream's first frame waits for the
-    window, since frames before it may still arrive.
+    default, on every frame of a healthy stream). A connection's first frame waits for
+    the window, since frames before it may still arrive, and the frames after it with it.
+    The next frame in sequence may share the last released frame's capture time (sub-ms
+    chunks, a coarse clock): it is not late.
 
     `backwards_tolerance_ms`: a frame this far behind the newest one seen is not
     jitter but a broken clock, and is an error.
@@ -168,7 +170,9 @@ class JitterBuffer:
                 f"{self._newest_ms - capture_ms} ms behind the newest frame "
                 f"(tolerance {self.backwards_tolerance_ms} ms)"
             )
-        if capture_ms <= self._released_ms:
+        if capture_ms <= self._released_ms and not (
+            capture_ms == self._released_ms and sequence == self._released_seq + 1
+        ):
             self._remember(sequence)
             return [
                 StreamWarning(

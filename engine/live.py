@@ -1,7 +1,8 @@
 """The live engine: streams in, per-session snapshots out.
 
 Ingest handlers only validate and queue frames (cheap, on the event loop). A
-tick task releases frames whose jitter window has passed and hands the work for
+tick task releases frames from the jitter buffers (the next in sequence, or any whose
+jitter window has passed) and hands the work for
 *every* stream to one executor call: decode, reframe, and one batched VAD call
 across all streams of all sessions. Back on the loop, sessions compute their
 figures and publish snapshots. Only the executor writes decoders and pipelines (a

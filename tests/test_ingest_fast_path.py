@@ -33,8 +33,8 @@ class _Pending:
 @dataclass(slots=True)
 class RefJitter:
     """JitterBuffer before the short cuts (commit 31b5eda), verbatim but for the name
-    and for the later in-order release (`_released_seq`), which these tests do not
-    cover (tests/test_jitter_release.py does)."""
+    and for the later in-order release (`_released_seq`, and the next frame in sequence
+    not late at the released capture time), which tests/test_jitter_release.py covers."""
 
     jitter_ms: int = 200
     backwards_tolerance_ms: int = 2000
@@ -57,7 +57,9 @@ class RefJitter:
                 f"{self._newest_ms - capture_ms} ms behind the newest frame "
                 f"(tolerance {self.backwards_tolerance_ms} ms)"
             )
-        if capture_ms <= self._released_ms:
+        if capture_ms <= self._released_ms and not (
+            capture_ms == self._released_ms and sequence == self._released_seq + 1
+        ):
             self._remember(sequence)
             return [
                 StreamWarning(

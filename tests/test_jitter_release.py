@@ -81,3 +81,17 @@ async def test_a_live_stream_is_analysed_up_to_its_newest_frame() -> None:
     finally:
         engine._executor.shutdown(wait=True)
         await asyncio.sleep(0)
+
+
+def test_the_next_frame_may_share_the_released_capture_time() -> None:
+    """Chunks shorter than 1 ms, or a coarse clock, give consecutive frames the same
+    capture ms: the next in sequence is not late for it (another frame there is)."""
+    jb = JitterBuffer(jitter_ms=200)
+    for seq in range(12):
+        jb.push(seq, 20 * seq, b"")
+    assert _seqs(jb.release()) == list(range(12))  # up to 220 ms
+    assert jb.push(12, 220, b"") == []
+    assert jb.push_next(13, 221, b"") == 2  # in order again: the short cut takes it
+    assert _seqs(jb.release()) == [12, 13]
+    [late] = jb.push(20, 221, b"")  # not the next: 221 ms was analysed
+    assert late.kind is WarningKind.LATE_FRAME

@@ -134,8 +134,9 @@ async def test_a_vanished_client_leaves_others_unaffected(start_server, channel_
 
 
 async def test_graceful_shutdown_analyses_what_was_sent(start_server, channel_to) -> None:
-    # A long jitter window: at shutdown most of the audio is still buffered, unanalysed.
-    server = await start_server(live=LiveConfig(jitter_ms=2000))
+    # A jitter window longer than the audio: a connection's first frame, and the frames
+    # in order after it, wait for it, so at shutdown the audio is still buffered.
+    server = await start_server(live=LiveConfig(jitter_ms=5000))
     ch = channel_to(server)
     sig = talk(("q", 0.5), ("v", 2.0), ("q", 0.5))
     ref = await alone(ch, "ref", sig)
