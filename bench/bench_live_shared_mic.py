@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from benchutil import pin_one_core
+from benchutil import pin_one_core, unwatch, watch
 
 from engine.audio.decode import decode_file
 from engine.config import LiveConfig, VadConfig
@@ -62,6 +62,7 @@ def run(
         for i in range(n)
     ]
     frames = [pcm[i : i + FRAME].tobytes() for i in range(0, pcm.shape[0] - FRAME + 1, FRAME)]
+    watchers = watch(engine, loop)
     t0, c0 = time.perf_counter(), time.process_time()
     for k0 in range(0, len(frames), TICK_FRAMES):
         for k in range(k0, min(k0 + TICK_FRAMES, len(frames))):
@@ -79,6 +80,7 @@ def run(
         engine.close_stream(h)
     loop.run_until_complete(engine._process())
     busy, cpu = time.perf_counter() - t0, time.process_time() - c0
+    unwatch(watchers, loop)
     engine._executor.shutdown(wait=True)
     loop.close()
     return busy, cpu

@@ -8,10 +8,11 @@ participants, bleed, segments into signals) and snapshot publishing.
 
     pytest bench/bench_live_tick.py --benchmark-only      # 48 streams, 100 ms ticks
     python bench/bench_live_tick.py [--streams 64] [--codec pcm] [--vad webrtc] [--ticks 750]
-                                    [--stages] [--affect prosody]
+                                    [--stages] [--affect prosody] [--unwatched]
 
 The command line uses `groupsense bench`'s server settings (20 ms ticks, 20 ms jitter
-window, a snapshot every 50 ms, every participant consenting) and prints the process's
+window, a snapshot every 50 ms, every participant consenting, a subscriber per session
+unless `--unwatched`) and prints the process's
 CPU time per stream-second. It measures whichever engine Python imports, so the same
 command compares two commits side by side: run it alternately with
 `PYTHONPATH=<a checkout of each>` (a `git worktree`), a few times each. `--stages` also
@@ -33,7 +34,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from benchutil import pin_one_core
+from benchutil import pin_one_core, unwatch, watch
 
 from cli.bench import AFFECT_MODES, _clips
 from engine.config import LiveConfig, VadConfig
@@ -59,6 +60,7 @@ class Rig:
         tick_frames: int = TICK_FRAMES,
         snapshot_s: float = 1.0,
         affect_model: bool = True,
+        watched: bool = True,
     ) -> None:
         self.loop = asyncio.new_event_loop()
         self.tick_frames = tick_frames
@@ -87,6 +89,8 @@ class Rig:
             clip = clips[i % len(clips)]
             self.handles.append((self.engine.open_stream(spec), clip, (i * 37) % len(clip)))
         self.seq = itertools.count()
+        # a subscriber per session, as the load generator has (unwatched: none)
+        self.watchers = watch(self.engine, self.loop) if watched else []
         for _ in range(20):  # past start-up: buffers, decoders and signals in steady state
             self.tick()
 
@@ -101,6 +105,7 @@ class Rig:
             self.engine._publish_due(k * FRAME_MS / 1000 + 1.0)
 
     def close(self) -> None:
+        unwatch(self.watchers, self.loop)
         self.engine._executor.shutdown(wait=True)
         self.loop.close()
 
@@ -176,6 +181,9 @@ def main() -> None:
         default="model",
         help="prosody: LiveConfig.affect_model off (prosody and its cues only)",
     )
+    ap.add_argument(
+        "--unwatched", action="store_true", help="no subscribers: sessions build no snapshots"
+    )
     args = ap.parse_args()
     pin_one_core()
     spent: collections.Counter[str] = collections.Counter()
@@ -188,6 +196,7 @@ def main() -> None:
         tick_frames=1,
         snapshot_s=0.05,
         affect_model=args.affect == "model",
+        watched=not args.unwatched,
     )
     try:
         for _ in range(100):  # unmeasured: the affect windows and baselines fill up

@@ -7,14 +7,17 @@ there: compare figures measured side by side in one run (ratios), not across run
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
-from collections.abc import Callable
+from collections.abc import AsyncGenerator, Callable
 
 from engine.audio.decode import decode_file
 from engine.config import VadConfig
+from engine.live import LiveEngine
 from engine.offline import Analysis, analyze
 from engine.sample import sample_session
+from engine.types import SessionView
 from engine.vad import VadBackend, make_backend
 
 
@@ -59,3 +62,22 @@ def best_of(fn: Callable[[], object], reps: int) -> float:
         fn()
         best = min(best, time.perf_counter() - t0)
     return best
+
+
+def watch(
+    engine: LiveEngine, loop: asyncio.AbstractEventLoop
+) -> list[AsyncGenerator[SessionView, None]]:
+    """One subscriber per session, as the load generator has (a session nobody
+    subscribes to builds no snapshots). They never read: each holds its queue full,
+    the newest snapshots in it. `unwatch` them before the loop closes."""
+    views = [engine.subscribe(sid) for sid in engine.sessions]
+    for v in views:
+        loop.run_until_complete(anext(v))  # its first view: subscribed from here on
+    return views
+
+
+def unwatch(
+    views: list[AsyncGenerator[SessionView, None]], loop: asyncio.AbstractEventLoop
+) -> None:
+    for v in views:
+        loop.run_until_complete(v.aclose())

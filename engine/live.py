@@ -660,8 +660,11 @@ class LiveEngine:
                 yield self.summaries[session_id]
                 return
             raise NotFoundError(f"no active session {session_id!r}")
-        async for view in session.hub.subscribe(first=first):
-            yield view
+        # closed with this generator, not whenever the collector gets to it: until then
+        # the hub keeps its queue, and the session builds snapshots for no one
+        async with contextlib.aclosing(session.hub.subscribe(first=first)) as views:
+            async for view in views:
+                yield view
 
     async def view(self, session_id: str) -> SessionView:
         """The session's snapshot now (its summary once it has ended)."""
@@ -1136,7 +1139,8 @@ class LiveEngine:
         last was due, not after the tick that sent it (ticks round each due time up by
         up to a tick, so a 50 ms interval at 20 ms ticks used to become 60 ms). A
         session's first is due at a phase picked by its id, so sessions opened together
-        take turns rather than all building their snapshots in the same tick."""
+        take turns rather than all building their snapshots in the same tick. A session
+        nobody subscribes to builds none (about a tenth of the engine's time at 50 ms)."""
         now = time.monotonic() if now is None else now
         interval = self.config.snapshot_interval_s
         for s in self.sessions.values():
@@ -1146,7 +1150,8 @@ class LiveEngine:
             due = now >= s.next_publish
             if s.events or due:
                 s.seq += 1
-                s.hub.publish(self._view(s, events=tuple(s.events)))
+                if s.hub.subscribers:  # else no one would read it: a subscriber's first
+                    s.hub.publish(self._view(s, events=tuple(s.events)))  # view is its own
                 s.events.clear()
             if due:
                 s.next_publish += interval

@@ -98,3 +98,32 @@ def test_a_long_stall_does_not_bring_a_burst() -> None:
     assert s.seq == seq + 1
     engine._publish_due(1005.0 + 3 * TICK_S)
     assert s.seq == seq + 2
+
+
+async def test_a_session_nobody_watches_builds_no_snapshots(monkeypatch) -> None:
+    """Its schedule runs (sequence numbers count on), but no view is built until someone
+    subscribes; the subscriber's first view is current, and the periodic ones follow."""
+    engine = _engine_with(["quiet"])
+    built = []
+    view = engine._view
+    monkeypatch.setattr(engine, "_view", lambda *a, **k: built.append(1) or view(*a, **k))
+    try:
+        ticks = iter(1000.0 + k * TICK_S for k in itertools.count())
+        for _ in range(50):
+            engine._publish_due(next(ticks))
+        assert not built and engine.sessions["quiet"].seq >= 19
+        views = engine.subscribe("quiet")
+        first = await anext(views)
+        assert len(built) == 1 and first.seq == engine.sessions["quiet"].seq
+        for _ in range(10):
+            engine._publish_due(next(ticks))
+        assert len(built) >= 4
+        later = await anext(views)
+        assert later.seq > first.seq
+        await views.aclose()
+        count = len(built)
+        for _ in range(50):
+            engine._publish_due(next(ticks))
+        assert len(built) == count  # unsubscribed: none built again
+    finally:
+        engine._executor.shutdown(wait=True)
