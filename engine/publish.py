@@ -7,7 +7,7 @@ subscriber can never stall ingest.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
@@ -48,7 +48,7 @@ class SignalHub(Generic[T]):
         for q in self._queues:
             self._put_dropping_oldest(q, None)
 
-    async def subscribe(self, first: T | None = None) -> AsyncIterator[T]:
+    async def subscribe(self, first: T | None = None) -> AsyncGenerator[T, None]:
         """Items published from now on (preceded by `first`), until `close()`."""
         if self._closed:
             if first is not None:
