@@ -63,6 +63,11 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--quick", action="store_true", help="a rougher figure within about 60 s")
     p.add_argument("--json", metavar="OUT", help="write results as JSON")
     p.add_argument(
+        "--from-json",
+        metavar="REPORT",
+        help="run nothing: print the table of an earlier run's --json (and --plot it)",
+    )
+    p.add_argument(
         "--plot", metavar="OUT.png|OUT.svg", help="latency vs streams plot (PNG via chromium)"
     )
     p.add_argument("--start", type=int, default=None, help="first step's streams")
@@ -958,6 +963,8 @@ def soak_table(res: dict[str, Any]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.from_json:
+        return _from_json(args.from_json, args.plot)
     _defaults(args)
     args.affect = list(dict.fromkeys(args.affect))  # each mode measured once
     from engine.config import VAD_BACKENDS
@@ -1043,6 +1050,26 @@ def run(args: argparse.Namespace) -> int:
             json.dump(report, f, indent=1)
     if args.plot:
         write_plot(args.plot, plot_svg(report))
+    return 0
+
+
+def _from_json(path: str, plot: str | None) -> int:
+    """An earlier run's table (and plot) again, e.g. after the plot's style changed."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            report = json.load(f)
+        text = table(report)
+        svg = plot_svg(report) if plot else ""
+    except OSError as exc:
+        print(f"groupsense bench: {path}: {exc.strerror}", file=sys.stderr)
+        return 2
+    except (ValueError, KeyError, TypeError) as exc:  # not JSON, or not a bench report
+        what = f"missing {exc}" if isinstance(exc, KeyError) else str(exc)
+        print(f"groupsense bench: {path}: not a bench --json report ({what})", file=sys.stderr)
+        return 2
+    print(text)
+    if plot:
+        write_plot(plot, svg)
     return 0
 
 
@@ -1155,9 +1182,10 @@ def plot_svg(report: dict[str, Any]) -> str:
     def py(y: float) -> float:
         return h - mb - min(y, ymax) / ymax * (h - mt - mb)
 
-    colours = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#7f7f7f"]
-    colours += ["#17becf", "#bcbd22", "#e377c2", "#000000", "#393b79", "#98df8a", "#ff9896"]
-    colours += ["#c5b0d5", "#aec7e8", "#843c39", "#637939"]  # sixteen and two ceilings apart
+    colours = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#17becf"]
+    colours += ["#bcbd22", "#e377c2", "#000000", "#393b79", "#98df8a", "#ff9896", "#c5b0d5"]
+    colours += ["#aec7e8", "#637939"]  # sixteen configurations
+    ceilings = {"transport/opus": "#a0a0a0", "transport/pcm": "#505050"}  # greys, thicker
     out = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" '
         'font-family="sans-serif" font-size="11">',
@@ -1177,7 +1205,8 @@ def plot_svg(report: dict[str, Any]) -> str:
         out.append(f'<text x="{px(x):.1f}" y="{h - mb + 14}" text-anchor="middle">{x:.0f}</text>')
         out.append(f'<text x="{ml - 4}" y="{py(y) + 4:.1f}" text-anchor="end">{y:.0f}</text>')
     for i, (name, c) in enumerate(series):
-        col = colours[i % len(colours)]
+        col = ceilings.get(name) or colours[i % len(colours)]
+        width = 3 if name in ceilings else 2
         best: dict[int, dict[str, Any]] = {}  # a retried load level: its better attempt
         for st in c["steps"]:
             if (
@@ -1191,12 +1220,13 @@ def plot_svg(report: dict[str, Any]) -> str:
                 f"{px(s['streams']):.1f},{py(s[key]):.1f}" for s in steps if math.isfinite(s[key])
             )
             out.append(
-                f'<polyline points="{pts}" fill="none" stroke="{col}" stroke-width="2"{dash}/>'
+                f'<polyline points="{pts}" fill="none" stroke="{col}" '
+                f'stroke-width="{width}"{dash}/>'
             )
         ly = mt + 14 + 16 * i
         out.append(
             f'<line x1="{w - mr + 10}" y1="{ly - 4}" x2="{w - mr + 30}" y2="{ly - 4}" '
-            f'stroke="{col}" stroke-width="2"/>'
+            f'stroke="{col}" stroke-width="{width}"/>'
         )
         out.append(f'<text x="{w - mr + 34}" y="{ly}">{name}</text>')
     ly = mt + 14 + 16 * len(series) + 8

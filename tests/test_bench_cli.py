@@ -92,7 +92,25 @@ def test_bench_quick_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[st
         assert 0 < first["server_cpu_pct"] <= 110
         assert 0 <= c["rss_per_stream_mb"] < 50
     assert plot.read_text().startswith("<svg")
-    assert "webrtc/pcm" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "webrtc/pcm" in printed
+    # The same table and plot again from the JSON, without running anything.
+    again = tmp_path / "again.svg"
+    assert main(["bench", "--from-json", str(out), "--plot", str(again)]) == 0
+    assert capsys.readouterr().out == printed
+    assert again.read_text() == plot.read_text()
+    assert 'stroke="#505050" stroke-width="3"' in again.read_text()  # the PCM ceiling: grey
+
+
+def test_bench_from_json_refuses_what_is_not_a_report(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "other.json"
+    bad.write_text('{"rows": []}')
+    assert main(["bench", "--from-json", str(bad)]) == 2
+    assert "not a bench --json report (missing 'definition')" in capsys.readouterr().err
+    assert main(["bench", "--from-json", str(tmp_path / "absent.json")]) == 2
+    assert "absent.json: No such file or directory" in capsys.readouterr().err
 
 
 def test_channel_frames_make_valid_node_batches_under_the_size_limit() -> None:
