@@ -170,8 +170,8 @@ class JitterBuffer:
                 f"{self._newest_ms - capture_ms} ms behind the newest frame "
                 f"(tolerance {self.backwards_tolerance_ms} ms)"
             )
-        if capture_ms <= self._released_ms and not (
-            capture_ms == self._released_ms and sequence == self._released_seq + 1
+        if capture_ms < self._released_ms or (  # the next in sequence may tie
+            capture_ms == self._released_ms and sequence != self._released_seq + 1
         ):
             self._remember(sequence)
             return [
