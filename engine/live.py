@@ -910,7 +910,7 @@ class LiveEngine:
             if s.bleed is not None:
                 if step_bleed:
                     # sessions step in different ticks: the phase comes from the id
-                    phase = zlib.crc32(s.session_id.encode()) % BLEED_BLOCK_HOPS
+                    phase = _phase(s.session_id, BLEED_BLOCK_HOPS)
                     s.bleed_hop = now - (now - phase) % BLEED_BLOCK_HOPS + BLEED_BLOCK_HOPS
                     self._advance_bleed(s, s.bleed, now)
             else:
@@ -1024,7 +1024,7 @@ class LiveEngine:
             if p.affect is not None and audio:
                 if not force:
                     spacing = AFFECT_BLOCK_HOPS // AFFECT_PHASES
-                    phase = zlib.crc32(p.pid.encode()) % AFFECT_PHASES * spacing
+                    phase = _phase(p.pid, AFFECT_PHASES) * spacing
                     p.affect_due = end - (end - phase) % AFFECT_BLOCK_HOPS + AFFECT_BLOCK_HOPS
                 # contiguous blocks ending at hops_done: one item (one prosody call)
                 if len(audio) == 1:
@@ -1145,7 +1145,7 @@ class LiveEngine:
         interval = self.config.snapshot_interval_s
         for s in self.sessions.values():
             if not s.next_publish:
-                phase = zlib.crc32(s.session_id.encode()) % PUBLISH_PHASES / PUBLISH_PHASES
+                phase = _phase(s.session_id, PUBLISH_PHASES) / PUBLISH_PHASES
                 s.next_publish = now + phase * interval
             due = now >= s.next_publish
             if s.events or due:
@@ -1168,6 +1168,12 @@ class LiveEngine:
 LIVE_DIARIZE = DiarizeConfig(latency_s=2.0)
 """Shared microphones live: labels final 2 s after the VAD decides (5 s offline); 2 s
 leaves room for two windows of look-ahead before a new voice opens an identity."""
+
+
+def _phase(key: str, n: int) -> int:
+    """One of `n` phases, fixed by `key` (a session or participant id): the engine's
+    periodic work (bleed steps, affect blocks, snapshots) is spread over ticks by it."""
+    return zlib.crc32(key.encode()) % n
 
 
 def _report_orphan(task: asyncio.Task[object]) -> None:
