@@ -404,7 +404,8 @@ def frame_rows_kernel(
     speech: np.ndarray,  # bool (n): the hops' speech mask
     window_power: float,  # sum of window^2
     base: int,  # the first hop's index in the caller's batch
-    out_frames: np.ndarray,  # float64 (>= rows written, FRAME): frames of the hops kept
+    out_frames: np.ndarray,  # float64 (>= rows written, >= FRAME): frames of the hops
+    # kept, zero-padded to the row's width (NFFT: the FFT then pads nothing itself)
     out_rows: np.ndarray,  # int64 (>= rows written): base + hop index of each kept frame
     out_speech: np.ndarray,  # bool (>= rows written): each kept frame's speech flag
     out_level_db: np.ndarray,  # float64 (n): level of the hops not kept, dBFS (floor -120)
@@ -426,6 +427,8 @@ def frame_rows_kernel(
             row = out_frames[r]
             for j in range(flen):
                 row[j] = (seg[j] - mean) * window[j]
+            for j in range(flen, row.shape[0]):
+                row[j] = 0.0
             out_rows[r] = base + i
             out_speech[r] = speech[i]
             r += 1

@@ -385,7 +385,9 @@ def process_batch(
     total = ends[-1] + sum(pre)
     # Frames only where a kernel reads a spectrum (speech hops and the hop before each,
     # whose spectrum the next hop's flux compares with); other hops get their level only.
-    frames = np.empty((total, k.FRAME))
+    # NFFT wide, the kernel zeroing each row's tail: rfft of a padded row is the same,
+    # bit for bit, as rfft(frame, NFFT), without the copy numpy makes to pad it.
+    frames = np.empty((total, k.NFFT))
     rows = np.empty(total, dtype=np.int64)  # each frame's row in the batch
     sel = np.empty(total, dtype=np.bool_)  # each frame's speech flag
     level, alpha, hamm, flux = np.zeros((4, total))
@@ -428,7 +430,7 @@ def process_batch(
     power = np.empty((kept, k.N_BINS))
     for a in range(0, kept, FFT_BLOCK):
         b = min(a + FFT_BLOCK, kept)
-        spec = np.fft.rfft(frames[a:b], k.NFFT, axis=1)
+        spec = np.fft.rfft(frames[a:b], axis=1)
         pw = power[a:b]
         np.multiply(spec.real, spec.real, out=pw)
         pw += spec.imag * spec.imag
