@@ -62,6 +62,7 @@ T = TypeVar("T")
 
 SAMPLES_PER_MS = 16
 CONTIGUOUS_TOLERANCE = 15 * SAMPLES_PER_MS  # timestamp rounding and clock jitter, in samples
+HOP_BYTES = 2 * HOP  # one hop of 16-bit mono PCM
 CONCEAL_SAMPLES = 100 * SAMPLES_PER_MS  # a lost packet or two: bridge with zeros, keep VAD state
 DTX_FILL_SAMPLES = 1000 * SAMPLES_PER_MS  # DTX pauses up to this are fed as silence
 SKEW_TOLERANCE_MS = 1000
@@ -985,7 +986,7 @@ class LiveEngine:
                     end_ms = frames[-1][0] + _payload_ms(p.spec, frames[-1][2])
                     p.next_sample = max(p.next_sample, int(end_ms * SAMPLES_PER_MS))
             return
-        for p, frames, _ in work:
+        for p, frames, _ in self._place_pcm(work):
             for capture_ms, sequence, payload in frames:
                 try:
                     pcm = p.decoder.decode(payload)
@@ -1005,6 +1006,71 @@ class LiveEngine:
             for p, mic, ending in mics:
                 mic.mark(p.settled_hop(p.position_hop()), p.open_segment(), ending=ending)
             step_mics(self.embedder, [mic for _, mic, _ in mics])
+
+    @staticmethod
+    def _place_pcm(
+        work: list[tuple[LiveParticipant, list[tuple[int, int, bytes]], bool]],
+    ) -> list[tuple[LiveParticipant, list[tuple[int, int, bytes]], bool]]:
+        """Executor side: the usual PCM frames of every stream in `work` on the timeline
+        at once; returns the streams left for `_place` (frame by frame).
+
+        The usual frames are 16 kHz mono, whole hops, each right after the last (as
+        `_place`'s first branch takes them), after a frame already placed and with no
+        partial hop held. They go into one array with one copy, and each stream gets
+        its rows as one block of hops: frame by frame, decoding and placing cost about
+        6 us per frame, a tenth of the engine's time with PCM.
+
+        A stream's hops stay in memory while any view of their array does, so the
+        streams whose audio goes on to the affect path (for up to a block) get an array
+        of their own, apart from the rest, whose audio is dropped after this tick; a
+        shared microphone's (held for its diarizer, seconds) is placed frame by frame."""
+        rest = []
+        groups: tuple[list[bytes], list[bytes]] = ([], [])  # by `keep_audio`: the payloads
+        placed: tuple[list[tuple[LiveParticipant, int, int]], ...] = ([], [])  # (p, hops, seq)
+        for item in work:
+            p, frames, _ = item
+            decoder = p.decoder
+            at = p.next_sample
+            if (
+                not frames
+                or at < 0
+                or not isinstance(decoder, PcmDecoder)
+                or not decoder.passthrough
+                or p.pipeline.keep_hops
+                or p.pipeline.framer.pending_samples
+            ):
+                rest.append(item)
+                continue
+            for capture_ms, _, payload in frames:
+                size = len(payload)
+                if (
+                    not size
+                    or size % HOP_BYTES
+                    or not -CONTIGUOUS_TOLERANCE
+                    <= capture_ms * SAMPLES_PER_MS - at
+                    <= CONTIGUOUS_TOLERANCE
+                ):
+                    break
+                at += size // 2
+            else:
+                keep = int(p.pipeline.keep_audio)
+                groups[keep].extend([payload for _, _, payload in frames])
+                placed[keep].append((p, (at - p.next_sample) // HOP, frames[-1][1]))
+                continue
+            rest.append(item)
+        for parts, streams in zip(groups, placed, strict=True):
+            if not streams:
+                continue
+            # a bytearray: the hops are writable and ours, as a decoder's output is
+            joined = np.frombuffer(bytearray().join(parts), dtype="<i2")
+            hops = joined.astype(np.int16, copy=False).reshape(-1, HOP)
+            row = 0
+            for p, n, last_sequence in streams:
+                p.pipeline.feed_hops(hops[row : row + n])
+                p.next_sample += n * HOP
+                p.placed_sequence = last_sequence
+                row += n
+        return rest
 
     def _feed_affect(self, ps: list[LiveParticipant], *, force: bool = True) -> None:
         """Executor side: the consenting participants' new hops through prosody, the

@@ -15,7 +15,7 @@ import numpy as np
 from engine.audio.framer import Framer
 from engine.bleed import hop_levels
 from engine.config import VadConfig
-from engine.types import SpeechSegment
+from engine.types import HOP, SpeechSegment
 from engine.vad import Hangover, VadBackend, VadStreamState
 
 
@@ -54,6 +54,17 @@ class ParticipantPipeline:
         hops = self.framer.push(samples)
         if hops.shape[0]:
             self.pending.append(hops if owned and hops.base is samples else hops.copy())
+            self.hops_in += hops.shape[0]
+
+    def feed_hops(self, hops: np.ndarray) -> None:
+        """`feed(hops.reshape(-1), owned=True)` for whole int16 hops (n, HOP) when the
+        framer holds no partial hop, without the framer: the live engine lays every PCM
+        stream's frames of a tick out in one array and hands each stream its rows."""
+        if hops.dtype != np.int16 or hops.ndim != 2 or hops.shape[1] != HOP:
+            raise ValueError(f"expected int16 hops (n, HOP), got {hops.dtype} {hops.shape}")
+        self.framer.skip(hops.shape[0])
+        if hops.shape[0]:
+            self.pending.append(hops)
             self.hops_in += hops.shape[0]
 
     def take_audio(self) -> list[tuple[np.ndarray, np.ndarray]]:

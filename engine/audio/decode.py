@@ -263,8 +263,9 @@ class PcmDecoder:
         self.sample_rate = sample_rate
         self.channels = channels
         self._layout = "mono" if channels == 1 else "stereo"
-        passthrough = sample_rate == SAMPLE_RATE and channels == 1
-        self._resampler = None if passthrough else Resampler()
+        # 16 kHz mono: the payload's samples are the engine's, as they are
+        self.passthrough = sample_rate == SAMPLE_RATE and channels == 1
+        self._resampler = None if self.passthrough else Resampler()
 
     def decode(self, payload: bytes) -> np.ndarray:
         frame_bytes = 2 * self.channels
