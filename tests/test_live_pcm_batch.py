@@ -20,7 +20,7 @@ import pytest
 
 from engine.config import LiveConfig, VadConfig
 from engine.live import LiveEngine, LiveParticipant
-from engine.pipeline import ParticipantPipeline
+from engine.pipeline import ParticipantPipeline, finish, step
 from engine.privacy import Pseudonymizer
 from engine.vad import make_backend
 from tests.live_util import RATE, pcm_spec, talk
@@ -159,14 +159,20 @@ async def test_consenting_audio_never_shares_an_array_with_the_rest() -> None:
         await asyncio.sleep(0)
 
 
-def test_whole_hops_pass_the_framer_only_when_it_holds_nothing() -> None:
-    backend = make_backend(VadConfig(backend="webrtc"))
-    p = ParticipantPipeline.open("x", backend, VadConfig(backend="webrtc"))
-    hops = np.arange(3 * 160, dtype=np.int16).reshape(3, 160)
-    p.feed_hops(hops)
-    assert p.hops_in == 3 and p.framer.hops_emitted == 3 and p.pending[0] is hops
-    p.feed(np.zeros(100, np.int16))  # a partial hop stays in the framer
-    with pytest.raises(ValueError, match="100 samples pending"):
-        p.feed_hops(hops)
-    with pytest.raises(ValueError, match="int16 hops"):
-        p.feed_hops(hops.astype(np.float32))
+def test_whole_hops_given_as_they_are_equal_hops_through_the_framer() -> None:
+    """`feed_hops` is `feed` without the framer when it holds nothing: the same queue,
+    the same counts, and a partial hop fed after it continues the same stream."""
+    cfg = VadConfig(backend="webrtc")
+    backend = make_backend(cfg)
+    a, b = (ParticipantPipeline.open(n, backend, cfg) for n in "ab")
+    audio = talk(("q", 0.3), ("v", 0.8), ("q", 0.9))
+    whole = audio[: 160 * 60]
+    a.feed(whole.copy(), owned=True)
+    b.feed_hops(whole.copy().reshape(-1, 160))
+    for x in (a, b):
+        x.feed(audio[160 * 60 :])
+        step(backend, [x])
+        finish(backend, x)
+    assert (a.hops_in, a.framer.hops_emitted) == (b.hops_in, b.framer.hops_emitted)
+    assert a.hops_in == -(-audio.shape[0] // 160)
+    assert a.segments == b.segments and a.segments

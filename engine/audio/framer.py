@@ -33,13 +33,6 @@ class Framer:
         """Samples held short of a whole hop (0: the next whole hops pass as they are)."""
         return len(self._ring)
 
-    def skip(self, n_hops: int) -> None:
-        """Count `n_hops` whole hops the caller passed on itself, as `push` would have
-        handed them on unchanged (nothing pending)."""
-        if len(self._ring):
-            raise ValueError(f"{len(self._ring)} samples pending: push the hops instead")
-        self.hops_emitted += n_hops
-
     def push(self, samples: np.ndarray) -> np.ndarray:
         """Add samples; return the whole hops now available (a view valid until the next
         call, of the framer's buffer or of `samples`)."""
