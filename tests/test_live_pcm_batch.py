@@ -22,6 +22,7 @@ from engine.config import LiveConfig, VadConfig
 from engine.live import LiveEngine, LiveParticipant
 from engine.pipeline import ParticipantPipeline, finish, step
 from engine.privacy import Pseudonymizer
+from engine.types import SessionView
 from engine.vad import make_backend
 from tests.live_util import RATE, pcm_spec, talk
 
@@ -70,7 +71,7 @@ def _streams() -> dict[str, tuple[dict[str, Any], list[tuple[int, int, bytes]]]]
     return streams
 
 
-async def _run(batched: bool, monkeypatch: pytest.MonkeyPatch) -> tuple[object, int]:
+async def _run(batched: bool, monkeypatch: pytest.MonkeyPatch) -> tuple[SessionView, int]:
     """The session's final view, with `_place_pcm` on (batched) or passing every stream
     to `_place`; and how many frames went through `_place`."""
     placed_one_by_one = 0
@@ -118,7 +119,7 @@ async def test_placing_at_once_gives_what_placing_frame_by_frame_gives(
     assert batched == reference
     # not vacuous: everyone spoke, the consenting ones have affect figures, and most
     # frames took the new path while the unusual ones (above) kept the old one
-    by_ref = {p.participant_id: p for p in batched.participants}  # type: ignore[attr-defined]
+    by_ref = {p.participant_id: p for p in batched.participants}
     assert len(by_ref) == 5 and all(p.speaking_s > 0.2 for p in by_ref.values())
     assert sum(p.affect for p in by_ref.values()) == 4
     assert one_by_one_left < one_by_one_all // 2
