@@ -1043,13 +1043,7 @@ class LiveEngine:
                 continue
             for capture_ms, _, payload in frames:
                 size = len(payload)
-                if (
-                    not size
-                    or size % HOP_BYTES
-                    or not -CONTIGUOUS_TOLERANCE
-                    <= capture_ms * SAMPLES_PER_MS - at
-                    <= CONTIGUOUS_TOLERANCE
-                ):
+                if not size or size % HOP_BYTES or not _follows(capture_ms * SAMPLES_PER_MS, at):
                     break
                 at += size // 2
             else:
@@ -1129,7 +1123,7 @@ class LiveEngine:
         utterance; long ones end the epoch (the VAD restarts after them).
         """
         at = p.next_sample
-        if at >= 0 and -CONTIGUOUS_TOLERANCE <= start - at <= CONTIGUOUS_TOLERANCE:
+        if at >= 0 and _follows(start, at):
             # the usual case, right after the last frame: the branches below pass it on
             # as is, and the decoder's output is ours to keep
             p.placed_sequence = sequence
@@ -1234,6 +1228,13 @@ class LiveEngine:
 LIVE_DIARIZE = DiarizeConfig(latency_s=2.0)
 """Shared microphones live: labels final 2 s after the VAD decides (5 s offline); 2 s
 leaves room for two windows of look-ahead before a new voice opens an identity."""
+
+
+def _follows(start: int, at: int) -> bool:
+    """Whether audio starting at sample `start` comes right after the audio placed up to
+    `at`, within timestamp rounding and clock jitter: the usual frame, placed as it is
+    (`_place`'s first branch, and every frame `_place_pcm` takes)."""
+    return -CONTIGUOUS_TOLERANCE <= start - at <= CONTIGUOUS_TOLERANCE
 
 
 def _phase(key: str, n: int) -> int:
