@@ -106,7 +106,7 @@ def run(
         for p in participants:
             p.jitter.release()
         release_us.append((time.process_time() - c) / frames * 1e6)
-    engine._executor.shutdown(wait=True)
+    engine.close()
     return statistics.median(batch_us), statistics.median(release_us), warnings
 
 
