@@ -106,7 +106,7 @@ def run(
         for p in participants:
             p.jitter.release()
         release_us.append((time.process_time() - c) / frames * 1e6)
-    engine.close()
+    engine._executor.shutdown(wait=True)
     return statistics.median(batch_us), statistics.median(release_us), warnings
 
 

@@ -3,9 +3,9 @@
 Why: bench_live_tick.py times the whole engine, where decode, VAD and prosody dwarf the
 event loop's share (bleed hand-off, the bleed step, signals settle/advance, alerts) and
 its noise hides a change there. This runs bench_live_tick's Rig (64 consenting PCM
-streams in sessions of 8, webrtc VAD, 20 ms ticks) with the executor job run inline
-(`analysis_thread` off), and times `_process` minus the executor job (so it includes the
-jitter release before it, about 50 us per stream-second), and `_advance_bleed` alone.
+streams in sessions of 8, webrtc VAD, 20 ms ticks) with the executor job run inline,
+and times `_process` minus the executor job (so it includes the jitter release before
+it and asyncio's hand-off, ~50 us per stream-second each), and `_advance_bleed` alone.
 
     PYTHONPATH=.:bench python bench/bench_live_loop.py [--ticks 1000] [--runs 5] [--bleed]
     PYTHONPATH=.:bench python bench/bench_live_loop.py --trace out.txt [--bleed]
@@ -20,6 +20,7 @@ alternately (a clean one: `git archive <commit> | tar -x -C <dir>`).
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import hashlib
 import time
 from collections.abc import Callable
@@ -30,6 +31,15 @@ from bench_live_tick import PER_SESSION, Rig
 from benchutil import pin_one_core
 
 from engine.live import LiveEngine
+
+
+class _Inline(concurrent.futures.Executor):
+    """Runs the job at submit: the executor part is then timed exactly, on this thread."""
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        f: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        f.set_result(fn(*args, **kwargs))
+        return f
 
 
 class Timed:
@@ -101,13 +111,12 @@ def _with_bleed(rig: Rig, frames: int) -> None:
 def run(
     streams: int, ticks: int, trace: str | None, bleed: bool = False
 ) -> tuple[float, float, float]:
-    # the analysis on this thread, so that its time is timed exactly
-    rig = Rig(
-        "webrtc", "pcm", streams=streams, tick_frames=1, snapshot_s=60.0, analysis_thread="off"
-    )
+    rig = Rig("webrtc", "pcm", streams=streams, tick_frames=1, snapshot_s=60.0)
     engine = rig.engine
     if bleed:
         _with_bleed(rig, 100 + ticks)
+    engine._executor.shutdown(wait=True)
+    engine._executor = _Inline()  # type: ignore[assignment]
     out = open(trace, "w") if trace else None  # noqa: SIM115
     try:
         for _ in range(100):  # unmeasured: windows and baselines fill up

@@ -81,7 +81,7 @@ def run(
     loop.run_until_complete(engine._process())
     busy, cpu = time.perf_counter() - t0, time.process_time() - c0
     unwatch(watchers, loop)
-    engine.close()
+    engine._executor.shutdown(wait=True)
     loop.close()
     return busy, cpu
 

@@ -61,7 +61,6 @@ class Rig:
         snapshot_s: float = 1.0,
         affect_model: bool = True,
         watched: bool = True,
-        analysis_thread: str = "auto",
     ) -> None:
         self.loop = asyncio.new_event_loop()
         self.tick_frames = tick_frames
@@ -71,7 +70,6 @@ class Rig:
                 tick_ms=tick_frames * FRAME_MS,
                 snapshot_interval_s=snapshot_s,
                 affect_model=affect_model,
-                analysis_thread=analysis_thread,
             ),
             VadConfig(backend=vad),
         )
@@ -108,7 +106,7 @@ class Rig:
 
     def close(self) -> None:
         unwatch(self.watchers, self.loop)
-        self.engine.close()
+        self.engine._executor.shutdown(wait=True)
         self.loop.close()
 
 

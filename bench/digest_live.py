@@ -133,8 +133,10 @@ def run(vad: str, codec: str, streams: int, ticks: int, gaps: bool, final: bool 
     d = Digest()
     joined: dict[str, dict[str, list[Any]]] | None = {} if final else None
     _hook(d, joined)
-    rig = Rig(vad, codec, streams=streams, tick_frames=1, snapshot_s=0.05, analysis_thread="off")
+    rig = Rig(vad, codec, streams=streams, tick_frames=1, snapshot_s=0.05)
     engine_ = rig.engine
+    engine_._executor.shutdown(wait=True)
+    engine_._executor = bench_live_loop._Inline()  # type: ignore[assignment]
     if final:  # named in the order they joined, not by which reaches a hand-off first
         for s in engine_.sessions.values():
             for pid in s.participants:

@@ -207,12 +207,6 @@ class LiveConfig:
     # without the affect model (no arousal/valence, no high_arousal cue, the model never
     # loaded): cheaper, and for deployments that want no learnt affect scores.
     affect_model: bool = True
-    # Where a tick's analysis runs. "on": a thread beside the event loop, so the GIL-free
-    # parts (FFTs, numba kernels, ONNX) overlap ingest and snapshots on another core;
-    # "off": on the event loop itself; "auto": the thread only when this process may run
-    # on more than one CPU. Confined to one core (one server process per core), the thread
-    # overlaps nothing and its hand-offs cost 3-17 % of the engine's CPU.
-    analysis_thread: str = "auto"
 
     def __post_init__(self) -> None:
         for name in (
@@ -237,10 +231,6 @@ class LiveConfig:
                 raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
         if not 1.0 <= self.shared_mic_latency_s <= 10.0:
             raise ValueError(f"shared_mic_latency_s must be 1-10, got {self.shared_mic_latency_s}")
-        if self.analysis_thread not in ("auto", "on", "off"):
-            raise ValueError(
-                f"analysis_thread must be auto, on or off, got {self.analysis_thread!r}"
-            )
 
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")

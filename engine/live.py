@@ -1,17 +1,16 @@
 """The live engine: streams in, per-session snapshots out.
 
-Ingest handlers only validate and queue frames (cheap, on the event loop). A tick task
-releases frames from the jitter buffers (the next in sequence, or any whose jitter
-window has passed) and hands the work for *every* stream to one executor call: decode,
-reframe, and one batched VAD call across all streams of all sessions (the "executor" is
-a thread of its own, or the event loop itself when the process has one core:
-`LiveConfig.analysis_thread`). Back on the loop, sessions compute their figures and
-publish snapshots. Only the executor writes decoders and pipelines (a reconnect's new
-decoder and consent wait for the start of a pass), but the loop reads what it wrote (the
-VAD's open segment, how far speech is final), so a whole pass (the executor call and the
-loop's work on its results) runs alone, under one lock (`_exclusive`): a pass's loop
-half overlapping the next pass's executor call once saw speech settled before the
-segment that settled it, and lost that speech.
+Ingest handlers only validate and queue frames (cheap, on the event loop). A
+tick task releases frames from the jitter buffers (the next in sequence, or any whose
+jitter window has passed) and hands the work for
+*every* stream to one executor call: decode, reframe, and one batched VAD call
+across all streams of all sessions. Back on the loop, sessions compute their
+figures and publish snapshots. Only the executor writes decoders and pipelines (a
+reconnect's new decoder and consent wait for the start of a pass), but the loop reads
+what it wrote (the VAD's open segment, how far speech is final), so a whole pass (the
+executor call and the loop's work on its results) runs alone, under one lock
+(`_exclusive`): a pass's loop half overlapping the next pass's executor call once saw
+speech settled before the segment that settled it, and lost that speech.
 """
 
 from __future__ import annotations
@@ -22,7 +21,6 @@ import dataclasses
 import functools
 import logging
 import math
-import os
 import time
 import zlib
 from collections import OrderedDict
@@ -207,7 +205,7 @@ class StreamHandle:
 
 
 class LiveEngine:
-    """Owns sessions, the shared VAD backend, the analysis thread and the tick loop."""
+    """Owns sessions, the shared VAD backend, the executor and the tick loop."""
 
     def __init__(
         self,
@@ -234,12 +232,7 @@ class LiveEngine:
         self.embedder: SpeakerEmbedder | None = None  # loaded by start(), shared by all mics
         self.sessions: dict[str, LiveSession] = {}
         self.summaries: OrderedDict[str, SessionView] = OrderedDict()
-        # None: analysis runs on the event loop (LiveConfig.analysis_thread)
-        self._executor = (
-            ThreadPoolExecutor(1, thread_name_prefix="groupsense-dsp")
-            if _analysis_thread(config.analysis_thread)
-            else None
-        )
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="groupsense-dsp")
         self._tick_task: asyncio.Task[None] | None = None
         self._draining = False
         self._ticked = asyncio.Event()  # set (and replaced) after every tick's analysis
@@ -250,10 +243,8 @@ class LiveEngine:
     # -- lifecycle -------------------------------------------------------------------
     async def start(self) -> None:
         """Warm up numba/ONNX before the first participant, then start ticking."""
-        if self._executor is None:
-            self._warm_up()
-        else:
-            await asyncio.get_running_loop().run_in_executor(self._executor, self._warm_up)
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._executor, self._warm_up)
         self._tick_task = asyncio.create_task(self._tick_loop(), name="groupsense-tick")
 
     def _warm_up(self) -> None:
@@ -287,13 +278,7 @@ class LiveEngine:
             self._tick_task = None
             self._ticked.set()  # no more ticks: release senders waiting in pace()
         await self._exclusive(self._drain_all)
-        self.close()
-
-    def close(self) -> None:
-        """Stop the analysis thread, if there is one, without draining: for code that
-        runs passes by hand and never started the tick loop (tests, benchmarks)."""
-        if self._executor is not None:
-            self._executor.shutdown(wait=True)
+        self._executor.shutdown(wait=True)
 
     async def _drain_all(self) -> None:
         for s in self.sessions.values():
@@ -891,10 +876,8 @@ class LiveEngine:
                     p.needs_finish = False
         if not work:
             return
-        if self._executor is None:
-            self._analyse(work)
-        else:  # shielded by the caller
-            await asyncio.get_running_loop().run_in_executor(self._executor, self._analyse, work)
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._executor, self._analyse, work)  # shielded by caller
         for s in self.sessions.values():
             now = s.now_hop()
             # the bleed stage reads levels only when it steps: hold them until then and
@@ -1245,17 +1228,6 @@ class LiveEngine:
 LIVE_DIARIZE = DiarizeConfig(latency_s=2.0)
 """Shared microphones live: labels final 2 s after the VAD decides (5 s offline); 2 s
 leaves room for two windows of look-ahead before a new voice opens an identity."""
-
-
-def _analysis_thread(setting: str) -> bool:
-    """LiveConfig.analysis_thread: "auto" is a thread when the process may use more
-    than one CPU (its affinity; a CPU quota does not count)."""
-    if setting != "auto":
-        return setting == "on"
-    try:
-        return len(os.sched_getaffinity(0)) > 1
-    except AttributeError:  # no affinity on this platform (macOS): assume several cores
-        return (os.cpu_count() or 1) > 1
 
 
 def _follows(start: int, at: int) -> bool:

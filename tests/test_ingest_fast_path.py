@@ -339,7 +339,7 @@ def test_node_batch_reads_the_timestamp_oneof_as_before(monkeypatch: pytest.Monk
     batch = pb.FrameBatch.FromString(pb.FrameBatch(frames=frames).SerializeToString())
     node.batch(batch)
     assert got == [(1, 20, None), (2, 0, None), (3, None, 960), (4, None, 0), (5, None, None)]
-    engine.close()
+    engine._executor.shutdown(wait=True)
 
 
 def _engine() -> LiveEngine:
@@ -423,7 +423,7 @@ def test_clock_skew_warnings_on_the_short_cut(monkeypatch: pytest.MonkeyPatch) -
         slow.participant(hs).jitter.release()
     assert len(warned) == 4 and warned[1] - warned[0] == 1200
     for engine in (fast, slow):
-        engine.close()
+        engine._executor.shutdown(wait=True)
 
 
 def test_a_resumed_stream_behind_the_analysed_audio_fails_on_the_short_cut() -> None:
@@ -440,7 +440,7 @@ def test_a_resumed_stream_behind_the_analysed_audio_fails_on_the_short_cut() -> 
         _same(fast, slow, hf, hs, (0, 1500, None, bytes(640)))
     )
     for engine in (fast, slow):
-        engine.close()
+        engine._executor.shutdown(wait=True)
 
 
 def test_a_reconnect_with_another_format_checks_payloads_anew() -> None:
@@ -455,7 +455,7 @@ def test_a_reconnect_with_another_format_checks_payloads_anew() -> None:
     assert _same(fast, slow, hf, hs, (5, 250, None, bytes(800))) == []  # a fresh connection
     assert "exceeds the 60 ms limit" in str(_same(fast, slow, hf, hs, (6, 300, None, bytes(1600))))
     for engine in (fast, slow):
-        engine.close()
+        engine._executor.shutdown(wait=True)
 
 
 def test_opus_frame_lengths_against_the_limit_on_the_short_cut() -> None:
@@ -478,7 +478,7 @@ def test_opus_frame_lengths_against_the_limit_on_the_short_cut() -> None:
                 break
     assert len(outcomes) >= 3  # used, too long, malformed
     for engine in (fast, slow):
-        engine.close()
+        engine._executor.shutdown(wait=True)
 
 
 def test_push_batch_equals_push_frame_frame_by_frame(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -560,4 +560,4 @@ def test_push_batch_equals_push_frame_frame_by_frame(monkeypatch: pytest.MonkeyP
     assert kinds == set(WarningKind)
     assert short_cuts[True] > 5000 and short_cuts[False] > 100  # both ways, both engines'
     for engine in (fast, slow):
-        engine.close()
+        engine._executor.shutdown(wait=True)

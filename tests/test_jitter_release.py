@@ -79,7 +79,7 @@ async def test_a_live_stream_is_analysed_up_to_its_newest_frame() -> None:
         [p] = view.participants
         assert 0.8 <= p.speaking_s <= 1.2
     finally:
-        engine.close()
+        engine._executor.shutdown(wait=True)
         await asyncio.sleep(0)
 
 

@@ -42,10 +42,7 @@ def _push(engine: LiveEngine, h: StreamHandle, frames: range) -> None:
 
 
 async def _engine() -> LiveEngine:
-    # the analysis on its thread: these tests make passes overlap there
-    engine = LiveEngine(
-        LiveConfig(jitter_ms=20, tick_ms=20, analysis_thread="on"), VadConfig(backend="webrtc")
-    )
+    engine = LiveEngine(LiveConfig(jitter_ms=20, tick_ms=20), VadConfig(backend="webrtc"))
     await asyncio.get_running_loop().run_in_executor(engine._executor, engine._warm_up)
     return engine
 
@@ -156,7 +153,7 @@ async def test_a_flush_during_a_tick_waits_for_the_whole_tick(
         assert steps.seen and not any(steps.seen), steps.seen  # no call ran beside a loop half
         assert [(s, t) for _, s, t in got] == expected
     finally:
-        engine.close()
+        engine._executor.shutdown(wait=True)
 
 
 async def test_a_pass_whose_caller_is_cancelled_still_ends(
@@ -182,7 +179,7 @@ async def test_a_pass_whose_caller_is_cancelled_still_ends(
         assert [(s, t) for _, s, t in await _speaking(engine, "room")] == expected
         assert steps.seen and not any(steps.seen), steps.seen
     finally:
-        engine.close()
+        engine._executor.shutdown(wait=True)
 
 
 async def test_views_asked_for_between_ticks_wait_for_the_pass(
@@ -215,4 +212,4 @@ async def test_views_asked_for_between_ticks_wait_for_the_pass(
         # every frame: in order, they follow the first one out of the jitter buffer
         assert one.session_ms == listed.session_ms == first.session_ms == AUDIO.shape[0] // 16
     finally:
-        engine.close()
+        engine._executor.shutdown(wait=True)

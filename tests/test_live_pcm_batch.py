@@ -106,7 +106,7 @@ async def _run(batched: bool, monkeypatch: pytest.MonkeyPatch) -> tuple[SessionV
                 await engine._process()
             view = await engine.end_session("room")
         finally:
-            engine.close()
+            engine._executor.shutdown(wait=True)
             await asyncio.sleep(0)
     return view, placed_one_by_one
 
@@ -156,7 +156,7 @@ async def test_consenting_audio_never_shares_an_array_with_the_rest() -> None:
         assert roots[2] is roots[3] and roots[2] is not roots[0]
         assert all(p.next_sample == a + 960 for p, a in zip(ps, at, strict=True))
     finally:
-        engine.close()
+        engine._executor.shutdown(wait=True)
         await asyncio.sleep(0)
 
 

@@ -126,4 +126,4 @@ async def test_a_session_nobody_watches_builds_no_snapshots(monkeypatch) -> None
             engine._publish_due(next(ticks))
         assert len(built) == count  # unsubscribed: none built again
     finally:
-        engine.close()
+        engine._executor.shutdown(wait=True)

@@ -60,7 +60,7 @@ async def test_a_reconnect_before_the_old_epoch_ends_keeps_the_new_audio_whole(
         twice = await _speaking_s(engine, "room", second.pid)
         assert twice == 2 * once  # both connections count, the second one whole
     finally:
-        engine.close()
+        engine._executor.shutdown(wait=True)
 
 
 def _spec_in(session: str, codec: str) -> StreamSpec:
@@ -112,4 +112,4 @@ async def test_a_reconnect_in_another_format_analyses_both_connections(
         both = await _speaking_s(engine, "room", second.pid)
         assert both == round(alone[old] + alone[new], 2)
     finally:
-        engine.close()
+        engine._executor.shutdown(wait=True)

@@ -27,7 +27,7 @@ from live_util import (
 )
 
 from engine.audio.decode import decode_file
-from engine.config import LiveConfig, VadConfig
+from engine.config import VadConfig
 from engine.datasets import read_rttm
 from engine.live import LIVE_DIARIZE
 from engine.offline import analyze
@@ -251,8 +251,7 @@ async def test_embedding_is_batched_across_sessions_and_off_the_loop(
     shared_data: Path, start_server, channel_to, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Two rooms in two sessions, sent at once: their windows go to the encoder together,
-    always on the engine's DSP thread (where there is one), and each room gets the result
-    it gets alone."""
+    always on the engine's DSP thread, and each room gets the result it gets alone."""
     import threading
 
     import engine.live
@@ -266,7 +265,7 @@ async def test_embedding_is_batched_across_sessions_and_off_the_loop(
 
     monkeypatch.setattr(engine.live, "step_mics", spy)
     pcm, _ = two_voices(shared_data)
-    server = await start_server(live=LiveConfig(analysis_thread="on"))
+    server = await start_server()
     ch = channel_to(server)
     await asyncio.gather(
         _send(ch, shared_config("room-1", "mic"), pcm),
