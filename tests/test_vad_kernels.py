@@ -3,23 +3,28 @@
 The references are written from the kernels' documented behaviour, not by calling
 them: hysteresis, gap bridging and short-run removal for `hangover_kernel`;
 scipy's `lfilter` for the biquads and a per-hop Python loop for the noise floor
-and logistic of `energy_vad_kernel`.
+and logistic of `energy_vad_kernel`; `webrtcvad.Vad.is_speech` for `webrtc_kernel`.
 """
 
 from __future__ import annotations
 
 import math
+from functools import cache
 
 import numpy as np
 import pytest
+import webrtcvad
 from numpy.testing import assert_allclose, assert_array_equal
 from scipy.signal import lfilter
 
+from engine.audio.decode import decode_file
 from engine.config import VadConfig
+from engine.sample import sample_session
 from engine.types import HOP, SpeechSegment
 from engine.vad import kernels
 from engine.vad.base import Hangover
 from engine.vad.energy import COEF, EnergyVadParams
+from engine.vad.webrtc import WebRtcBackend
 
 # ---------------------------------------------------------------------------
 # hangover_kernel
@@ -538,3 +543,65 @@ def test_energy_kernel_state_carries_across_calls(params_name):
     second, st, _ = ref_energy_vad(hops[250:], params, st)
     assert_allclose(np.concatenate([first, second]), whole, rtol=1e-5, atol=1e-6)
     assert_allclose(st, whole_state[0], rtol=1e-9, atol=1e-6)
+
+
+# ---------------------------------------------------------------------------
+# webrtc_kernel: webrtcvad's C detectors for many streams at once
+
+
+@cache
+def _sample_tracks() -> list[np.ndarray]:
+    """The bundled sample's tracks at 16 kHz: real speech, pauses and room noise."""
+    infos, chunks = decode_file(str(sample_session()))
+    parts: list[list[np.ndarray]] = [[] for _ in infos]
+    for i, chunk in chunks:
+        parts[i].append(chunk)
+    return [np.concatenate(p) for p in parts]
+
+
+@pytest.mark.parametrize("aggressiveness", [0, 3])
+def test_webrtc_kernel_matches_is_speech_on_real_speech(aggressiveness: int) -> None:
+    """Eight streams (the sample's four tracks, each twice from other offsets), fed in
+    ticks of 0-5 hops each through `process_flat`, give every hop the decision that
+    `webrtcvad.Vad.is_speech` (the package's public call) gives it on a detector of
+    its own: the kernel keeps each stream's detector apart and walks the hops in order."""
+    tracks = _sample_tracks()
+    sources = [t[k * 16_000 :] for k in (0, 7) for t in tracks]
+    backend = WebRtcBackend(VadConfig(backend="webrtc", webrtc_aggressiveness=aggressiveness))
+    ours = [backend.open_stream() for _ in sources]
+    assert all(s.handle for s in ours)  # the kernel path, not the fallback
+    refs = [webrtcvad.Vad(aggressiveness) for _ in sources]
+    at = [0] * len(sources)
+    rng = np.random.default_rng(aggressiveness)
+    got: list[list[float]] = [[] for _ in sources]
+    want: list[list[float]] = [[] for _ in sources]
+    for _ in range(1500):
+        counts = [int(n) for n in rng.integers(0, 6, len(sources))]
+        chunk = []
+        for i, n in enumerate(counts):
+            h = sources[i][at[i] * HOP : (at[i] + n) * HOP].reshape(-1, HOP)
+            chunk.append(h)
+            at[i] += n
+            want[i] += [float(refs[i].is_speech(row.tobytes(), 16_000)) for row in h]
+        out = backend.process_flat(ours, np.concatenate(chunk), counts)
+        assert out.dtype == np.float32
+        for i, part in enumerate(np.split(out, np.cumsum(counts)[:-1])):
+            got[i] += part.tolist()
+    for g, w in zip(got, want, strict=True):
+        assert g == w
+    flat = np.concatenate(got)
+    assert 0.1 < flat.mean() < 0.9  # speech and non-speech both decided
+
+
+def test_webrtc_state_reset_gives_a_new_detector() -> None:
+    """`reset` replaces the detector: its handle changes and the old one's history
+    no longer counts (a fresh detector decides as a new `Vad` does)."""
+    backend = WebRtcBackend(VadConfig(backend="webrtc"))
+    state = backend.open_stream()
+    speech = _sample_tracks()[2][: 300 * HOP].reshape(-1, HOP)
+    backend.process_flat([state], speech, [300])
+    state.reset()
+    fresh = webrtcvad.Vad(VadConfig().webrtc_aggressiveness)
+    tail = _sample_tracks()[0][: 200 * HOP].reshape(-1, HOP)
+    want = [float(fresh.is_speech(row.tobytes(), 16_000)) for row in tail]
+    assert backend.process_flat([state], tail, [200]).tolist() == want

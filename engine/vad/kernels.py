@@ -1,4 +1,5 @@
-"""Numba kernels for voice activity: pure functions over arrays the caller preallocates.
+"""Numba kernels for voice activity: pure functions over arrays the caller preallocates
+(but `webrtc_kernel`, which drives webrtcvad's C detectors).
 
 Each kernel has a plain-numpy reference in tests/test_vad_kernels.py.
 """
@@ -6,6 +7,7 @@ Each kernel has a plain-numpy reference in tests/test_vad_kernels.py.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 from numba import njit
@@ -176,3 +178,30 @@ def energy_vad_kernel(
             if level < params[P_LEVEL_GATE_DB]:
                 z -= 10.0
             out[h] = 1.0 / (1.0 + math.exp(-z))
+
+
+# ---------------------------------------------------------------------------
+# The WebRTC VAD's C entry point over many streams' hops.
+
+
+@njit(cache=True, nogil=True)
+def webrtc_kernel(
+    process: Any,  # ctypes WebRtcVad_Process(VadInst*, int fs, const int16_t*, size_t) -> int
+    handles: np.ndarray,  # int64 (streams,): each stream's VadInst*
+    counts: np.ndarray,  # int64 (streams,): hops of each stream, stream after stream
+    hops: np.ndarray,  # int16 (sum(counts), hop), C-contiguous
+    sample_rate: int,
+    out: np.ndarray,  # float32 (sum(counts),): 1.0 speech, 0.0 not, -1.0 an error
+) -> None:
+    """webrtcvad's own C call once per hop, each with its stream's detector, as
+    `Vad.is_speech` makes it, without a Python call, a row view and a buffer export
+    per hop (0.4 of 1.65 us a hop). Not pure: the detectors are C state it advances;
+    tests/test_vad_kernels.py holds it to `Vad.is_speech` on real speech."""
+    width = hops.shape[1]
+    base = hops.ctypes.data
+    r = 0
+    for i in range(handles.shape[0]):
+        handle = handles[i]
+        for _ in range(counts[i]):
+            out[r] = process(handle, sample_rate, base + 2 * width * r, width)
+            r += 1
