@@ -1086,12 +1086,15 @@ class LiveEngine:
                     spacing = AFFECT_BLOCK_HOPS // AFFECT_PHASES
                     phase = _phase(p.pid, AFFECT_PHASES) * spacing
                     p.affect_due = end - (end - phase) % AFFECT_BLOCK_HOPS + AFFECT_BLOCK_HOPS
-                # contiguous blocks ending at hops_done: one item (one prosody call)
+                # contiguous blocks ending at hops_done: one item (one prosody call);
+                # the (n, HOP) pieces joined as they are, then flattened once (a reshape
+                # per piece cost more than the copy)
                 if len(audio) == 1:
                     items.append((end, p, audio[0][0].reshape(-1), audio[0][1]))
                 else:
-                    pcm = np.concatenate([h.reshape(-1) for h, _ in audio])
-                    items.append((end, p, pcm, np.concatenate([sp for _, sp in audio])))
+                    pieces, flags = zip(*audio, strict=True)
+                    pcm = np.concatenate(pieces).reshape(-1)
+                    items.append((end, p, pcm, np.concatenate(flags)))
         items.sort(key=lambda it: it[0])
         # One item per participant; calls of at most AFFECT_MAX_HOPS hops, so that the
         # batched FFT's transient memory stays bounded when the engine runs behind (it

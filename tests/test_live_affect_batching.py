@@ -9,10 +9,15 @@ import zlib
 
 import numpy as np
 import pytest
+import webrtcvad
+from numpy.testing import assert_array_equal
 
 import engine.live as live
+from engine.affect.prosody import ProsodyTracker
+from engine.audio.decode import decode_file
 from engine.config import LiveConfig, VadConfig
 from engine.live import AFFECT_BLOCK_HOPS, AFFECT_MAX_HOPS, AFFECT_PHASES, LiveEngine
+from engine.sample import sample_session
 from engine.types import HOP
 from tests.live_util import pcm_spec
 
@@ -82,3 +87,40 @@ def test_hops_wait_for_their_block_and_participants_take_turns(calls: list[int])
     engine._feed_affect(ps)  # an epoch ends: whatever is there
     assert all(p.affect is not None and p.affect.prosody.state.hops == 200 for p in ps)
     assert all(p.pipeline.audio_hops == 0 and not p.pipeline.audio for p in ps)
+
+
+def test_a_block_reaches_prosody_in_order_as_one_run() -> None:
+    """The pieces a block gathers tick by tick (two hops each) reach prosody as one run
+    in the order they came: each participant's prosody ends as one call on all its audio
+    leaves it (prosody does not depend on chunking). Real speech: the bundled sample's
+    tracks, with webrtcvad's decisions as the speech flags."""
+    infos, chunks = decode_file(str(sample_session()))
+    tracks: list[list[np.ndarray]] = [[] for _ in infos]
+    for i, chunk in chunks:
+        tracks[i].append(chunk)
+    engine, ps = consenting_engine(3)
+    given = []
+    for k, start_s in enumerate((8, 16, 26)):  # stretches where the track's owner speaks
+        at = start_s * 16_000
+        audio = np.concatenate(tracks[k])[at : at + 400 * HOP].reshape(-1, HOP)
+        vad = webrtcvad.Vad(3)
+        flags = np.array([vad.is_speech(h.tobytes(), 16_000) for h in audio])
+        given.append((audio, flags))
+    assert all(0.1 < f.mean() < 0.9 for _, f in given)  # speech and pauses
+    for tick in range(200):
+        for p, (audio, flags) in zip(ps, given, strict=True):
+            piece = slice(2 * tick, 2 * tick + 2)
+            p.pipeline.audio.append((audio[piece], flags[piece]))
+            p.pipeline.audio_hops += 2
+            p.pipeline.hops_done += 2
+        engine._feed_affect(ps, force=False)
+    engine._feed_affect(ps)  # an epoch's end: the rest
+    for p, (audio, flags) in zip(ps, given, strict=True):
+        ref = ProsodyTracker()
+        ref.push(audio.reshape(-1), flags)
+        assert p.affect is not None
+        got = p.affect.prosody.state
+        assert got.hops == ref.state.hops == 400
+        assert got.voiced_hops == ref.state.voiced_hops > 0
+        assert got.nuclei_count == ref.state.nuclei_count
+        assert_array_equal(got.sums, ref.state.sums)
