@@ -204,6 +204,8 @@ def test_webrtc_process_flat_equals_process() -> None:
         backend.process_flat(b[:2], np.zeros((3, HOP), np.int16), [1, 1])  # type: ignore[attr-defined]
     with pytest.raises(ValueError, match="int16"):
         backend.process_flat(b[:1], np.zeros((3, HOP), np.int32), [3])  # type: ignore[attr-defined]
+    with pytest.raises(ValueError, match=">= 0"):  # the sum is right, a count is not
+        backend.process_flat(b[:2], np.zeros((2, HOP), np.int16), [-1, 3])  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize("hysteresis", [0.0, 0.15])

@@ -123,10 +123,11 @@ class WebRtcBackend:
         # Every stream's hops in one kernel call, each hop with its stream's own detector:
         # no Python call or array per hop or per stream (a live tick has a few hops per
         # stream, and the per-stream set-up cost more than the hops).
+        n_hops = np.array(counts, np.int64)
+        if n_hops.size and n_hops.min() < 0:  # the kernel reads rows by these counts
+            raise ValueError(f"hop counts must be >= 0, got {min(counts)}")
         out = np.empty(hops.shape[0], np.float32)
-        webrtc_kernel(
-            _C[0], np.array(handles, np.int64), np.array(counts, np.int64), hops, SAMPLE_RATE, out
-        )
+        webrtc_kernel(_C[0], np.array(handles, np.int64), n_hops, hops, SAMPLE_RATE, out)
         if out.size and out.min() < 0.0:  # pragma: no cover - the hops were checked
             raise RuntimeError("WebRtcVad_Process refused a hop")
         return out
