@@ -384,10 +384,10 @@ class LiveEngine:
             p.error = None
             # The old connection's buffered frames are analysed first, then its epoch ends.
             p.carried.extend(p.jitter.release(drain=True))
-            p.needs_finish = bool(p.carried) or p.needs_finish
             # An old epoch still to finish ends on its own: were the new connection's
             # first frames drained into that pass, the epoch would end inside them.
-            p.finish_carried = p.needs_finish
+            p.finish_carried = bool(p.carried) or p.needs_finish
+            p.needs_finish = False  # from here on the new connection's (a flush, a close)
             p.jitter = self._jitter()
             p.fresh_connection = True
             p.clock_origin = None
@@ -637,7 +637,7 @@ class LiveEngine:
         """The sender half-closed: analyse what it sent now, so the final acknowledgement
         covers every frame and reports a payload that did not decode."""
         self.participant(handle).needs_finish = True
-        await self._process(only=handle.session_id)
+        await self._flush(only=handle.session_id)
 
     async def flush_streams(self, handles: Sequence[StreamHandle]) -> None:
         """`flush_stream` for many streams (a StreamNode call half-closed): one analysis
@@ -645,7 +645,20 @@ class LiveEngine:
         for h in handles:
             with contextlib.suppress(GroupsenseError, KeyError):
                 self.participant(h).needs_finish = True
-        await self._process()
+        await self._flush()
+
+    async def _flush(self, only: str | None = None) -> None:
+        """A pass, and a second where a reconnect's old connection took the first to
+        end its epoch (it closed, and no tick ended that epoch before the reconnect):
+        the new connection's frames and finish are then still to do."""
+        await self._process(only=only)
+        if any(
+            p.needs_finish
+            for sid, s in self.sessions.items()
+            if only is None or sid == only
+            for p in s.participants.values()
+        ):
+            await self._process(only=only)
 
     def processed_ms(self, handle: StreamHandle) -> int:
         p = self.sessions[handle.session_id].participants[handle.pid]
@@ -862,17 +875,18 @@ class LiveEngine:
             if only is not None and sid != only:
                 continue
             for p in s.participants.values():
-                if p.finish_carried:  # a replaced connection's frames first; new ones
-                    frames, p.carried = p.carried, []  # in the next pass
+                if p.finish_carried:  # a replaced connection's frames and epoch end first;
+                    # the new connection's frames (and its own finish, if asked) next pass
+                    work.append((p, p.carried, True))
+                    p.carried = []
                     p.finish_carried = False
-                    ending = True
-                else:
-                    if p.staged_consent is not None:  # a reconnect, and the old
-                        self._unstage(p)  # connection's frames are all analysed
-                    ending = p.needs_finish or drain
-                    frames = p.jitter.release(drain=drain or p.needs_finish)
+                    continue
+                if p.staged_consent is not None:  # a reconnect, and the old
+                    self._unstage(p)  # connection's frames are all analysed
+                ending = p.needs_finish or drain
+                frames = p.jitter.release(drain=ending)
                 if frames or ending:
-                    work.append((p, frames, p.needs_finish or ending))
+                    work.append((p, frames, ending))
                     p.needs_finish = False
         if not work:
             return

@@ -113,3 +113,35 @@ async def test_a_reconnect_in_another_format_analyses_both_connections(
         assert both == round(alone[old] + alone[new], 2)
     finally:
         engine._executor.shutdown(wait=True)
+
+
+@pytest.mark.parametrize("many", [False, True])
+async def test_a_flush_right_after_a_reconnect_covers_the_new_connection(many: bool) -> None:
+    """A sender closes, comes back before any tick has ended its old epoch, sends and
+    half-closes: the flush (`flush_stream`, or `flush_streams` for a StreamNode call)
+    must analyse the new connection's frames too, so that its final acknowledgement
+    counts them. The old epoch ends in a pass of its own first; a flush of one pass
+    once stopped there, and a loaded CI machine (no tick between close and reopen)
+    reported 2000 ms processed of 3600 to a StreamNode client."""
+    engine = LiveEngine(LiveConfig(jitter_ms=20, tick_ms=20), VadConfig(backend="webrtc"))
+    try:
+        frames = range(PART.shape[0] // FRAME)  # 100 frames, 2 s
+        first = engine.open_stream(pcm_spec("room"))
+        _push(engine, first, 0, frames)
+        await engine.flush_stream(first)
+        assert engine.processed_ms(first) == 2000
+        engine.close_stream(first)  # its epoch ends at the next pass...
+        second = engine.open_stream(pcm_spec("room"))  # ...and the participant is back first
+        _push(engine, second, 2000, frames[:80])
+        if many:
+            await engine.flush_streams([second])
+        else:
+            await engine.flush_stream(second)
+        assert engine.processed_ms(second) == 3600
+        p = engine.participant(second)
+        assert not p.needs_finish and not p.finish_carried and not len(p.jitter)
+        view = await engine.end_session("room")
+        [v] = view.participants
+        assert v.speaking_s > 1.5  # both connections' speech
+    finally:
+        engine._executor.shutdown(wait=True)
