@@ -51,7 +51,6 @@ _CAPSULE = b"WebRtcVadPtr"  # the name webrtcvad gives the capsule around its Va
 class WebRtcState:
     aggressiveness: int
     vad: webrtcvad.Vad = field(init=False)
-    core: object = field(init=False)  # the C object behind `vad`, or None
     handle: int = field(init=False)  # its VadInst*, valid while `vad` lives; 0: unknown
 
     def __post_init__(self) -> None:
@@ -59,11 +58,11 @@ class WebRtcState:
 
     def reset(self) -> None:
         self.vad = webrtcvad.Vad(self.aggressiveness)
-        self.core = getattr(self.vad, "_vad", None)
         self.handle = 0
-        if _C is not None and self.core is not None:
+        core = getattr(self.vad, "_vad", None)  # the capsule around the C detector
+        if _C is not None and core is not None:
             try:
-                self.handle = _C[1](self.core, _CAPSULE) or 0
+                self.handle = _C[1](core, _CAPSULE) or 0
             except ValueError:  # pragma: no cover - a capsule by another name
                 self.handle = 0
 
@@ -82,16 +81,13 @@ class WebRtcBackend:
     def process(
         self, states: Sequence[VadStreamState], hops: Sequence[np.ndarray]
     ) -> list[np.ndarray]:
-        ours: list[WebRtcState] = []
-        for state, h in zip(states, hops, strict=True):
-            if not isinstance(state, WebRtcState):
-                raise TypeError(f"not a webrtc stream state: {type(state).__name__}")
+        if len(states) != len(hops):
+            raise ValueError(f"{len(states)} states but {len(hops)} hop arrays")
+        for h in hops:
             check_hops(h)
-            ours.append(state)
-        if _process is None or len(hops) < 2 or any(s.core is None for s in ours):
-            return [self._one(s, h) for s, h in zip(ours, hops, strict=True)]
         counts = [h.shape[0] for h in hops]
-        out = self.process_flat(ours, np.concatenate(hops), counts)
+        flat = np.concatenate(hops) if hops else np.zeros((0, HOP), np.int16)
+        out = self.process_flat(states, flat, counts)  # checks the states, picks the path
         results, at = [], 0
         for n in counts:
             results.append(out[at : at + n])
