@@ -110,8 +110,7 @@ def step(backend: VadBackend, pipelines: Sequence[ParticipantPipeline]) -> list[
     flat_hops = hops[0] if len(hops) == 1 else np.concatenate(hops)
     process_flat = getattr(backend, "process_flat", None)
     if process_flat is not None:
-        flat = process_flat(states, flat_hops, n_hops)
-        n_probs = n_hops
+        flat, n_probs = process_flat(states, flat_hops, n_hops)
     else:
         probs = backend.process(states, hops)
         flat = probs[0] if len(probs) == 1 else np.concatenate(probs)

@@ -188,24 +188,35 @@ def test_mixed_thresholds_take_the_per_stream_path() -> None:
         _same(x, y)
 
 
-def test_webrtc_process_flat_equals_process() -> None:
-    """`step` hands the webrtc backend every stream's hops in one array."""
-    backend = make_backend(VadConfig(backend="webrtc"))
+@pytest.mark.parametrize("name", ["webrtc", "silero", "silero-gated"])
+def test_process_flat_equals_process(name: str) -> None:
+    """`step` hands a backend with `process_flat` every stream's hops in one array; it
+    returns what `process` returns per stream, joined, and how many each stream got
+    (silero's hops wait for their 32 ms chunk: fewer than given on most calls)."""
+    backend = make_backend(VadConfig(backend=name))
     rng = np.random.default_rng(9)
     a = [backend.open_stream() for _ in range(5)]
     b = [backend.open_stream() for _ in range(5)]
+    fewer = 0
     for _ in range(30):
         hops = [_signal(rng, int(n) * HOP).reshape(-1, HOP) for n in rng.integers(0, 6, len(a))]
-        want = np.concatenate(backend.process(a, hops))
-        got = backend.process_flat(b, np.concatenate(hops), [h.shape[0] for h in hops])  # type: ignore[attr-defined]
+        want = backend.process(a, hops)
+        counts = [h.shape[0] for h in hops]
+        got, n_got = backend.process_flat(b, np.concatenate(hops), counts)  # type: ignore[attr-defined]
         assert got.dtype == np.float32
-        assert_array_equal(got, want)
+        assert n_got == [w.shape[0] for w in want]
+        assert_array_equal(got, np.concatenate(want))
+        fewer += n_got != counts
+    assert (fewer > 0) == name.startswith("silero")
     with pytest.raises(ValueError, match="hops counted"):
         backend.process_flat(b[:2], np.zeros((3, HOP), np.int16), [1, 1])  # type: ignore[attr-defined]
     with pytest.raises(ValueError, match="int16"):
         backend.process_flat(b[:1], np.zeros((3, HOP), np.int32), [3])  # type: ignore[attr-defined]
     with pytest.raises(ValueError, match=">= 0"):  # the sum is right, a count is not
         backend.process_flat(b[:2], np.zeros((2, HOP), np.int16), [-1, 3])  # type: ignore[attr-defined]
+    other = make_backend(VadConfig(backend="numba")).open_stream()
+    with pytest.raises(TypeError, match="stream state"):
+        backend.process_flat([other], np.zeros((1, HOP), np.int16), [1])  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize("hysteresis", [0.0, 0.15])

@@ -3,7 +3,9 @@
 The references are written from the kernels' documented behaviour, not by calling
 them: hysteresis, gap bridging and short-run removal for `hangover_kernel`;
 scipy's `lfilter` for the biquads and a per-hop Python loop for the noise floor
-and logistic of `energy_vad_kernel`; `webrtcvad.Vad.is_speech` for `webrtc_kernel`.
+and logistic of `energy_vad_kernel`; `webrtcvad.Vad.is_speech` for `webrtc_kernel`;
+whole-signal slicing and a per-chunk loop over the gate's flags for Silero's
+`silero_cut_kernel` and `silero_emit_kernel`.
 """
 
 from __future__ import annotations
@@ -583,8 +585,9 @@ def test_webrtc_kernel_matches_is_speech_on_real_speech(aggressiveness: int) -> 
             chunk.append(h)
             at[i] += n
             want[i] += [float(refs[i].is_speech(row.tobytes(), 16_000)) for row in h]
-        out = backend.process_flat(ours, np.concatenate(chunk), counts)
+        out, n_out = backend.process_flat(ours, np.concatenate(chunk), counts)
         assert out.dtype == np.float32
+        assert n_out == counts
         for i, part in enumerate(np.split(out, np.cumsum(counts)[:-1])):
             got[i] += part.tolist()
     for g, w in zip(got, want, strict=True):
@@ -604,4 +607,126 @@ def test_webrtc_state_reset_gives_a_new_detector() -> None:
     fresh = webrtcvad.Vad(VadConfig().webrtc_aggressiveness)
     tail = _sample_tracks()[0][: 200 * HOP].reshape(-1, HOP)
     want = [float(fresh.is_speech(row.tobytes(), 16_000)) for row in tail]
-    assert backend.process_flat([state], tail, [200]).tolist() == want
+    assert backend.process_flat([state], tail, [200])[0].tolist() == want
+
+
+# ---------------------------------------------------------------------------
+# silero_cut_kernel and silero_emit_kernel
+
+S_HOP, S_CHUNK, S_CONTEXT = HOP, 512, 64
+S_WIDTH = S_CONTEXT + S_CHUNK
+
+
+def ref_silero_inputs(
+    x: np.ndarray, flags: np.ndarray, gated: bool
+) -> tuple[list[np.ndarray], list[bool]]:
+    """A whole stream at once: its model inputs (CONTEXT zeros, then the samples, cut
+    at every CHUNK, each input CONTEXT + CHUNK long) and, per input, whether it is
+    scored: the gate heard speech in a hop centred in its chunk or in the one before."""
+    full = np.concatenate((np.zeros(S_CONTEXT, np.float32), x))
+    n = x.shape[0] // S_CHUNK
+    inputs = [full[c * S_CHUNK : c * S_CHUNK + S_WIDTH] for c in range(n)]
+    heard = [False] * (n + 1)
+    for j, f in enumerate(flags.tolist()):
+        c = (j * S_HOP + S_HOP // 2) // S_CHUNK
+        if f > 0 and c < n:
+            heard[c] = True
+    scored = [not gated or heard[c] or (c > 0 and heard[c - 1]) for c in range(n)]
+    return inputs, scored
+
+
+def ref_silero_emit(n_hops: int, chunk_probs: list[float]) -> list[float]:
+    """Each hop whose centre's chunk is scored gets that chunk's probability."""
+    out = []
+    for j in range(n_hops):
+        c = (j * S_HOP + S_HOP // 2) // S_CHUNK
+        if c >= len(chunk_probs):
+            break
+        out.append(chunk_probs[c])
+    return out
+
+
+@pytest.mark.parametrize("gated", [False, True])
+def test_silero_kernels_match_whole_signal_reference(gated: bool) -> None:
+    """Six streams fed 0-9 hops a call, batched, through both kernels give each stream
+    the inputs, gate decisions and hop probabilities that the whole signal gives at
+    once: the tails carry samples across calls and the counters carry the gate."""
+    rng = np.random.default_rng(int(gated))
+    n_streams, n_hops = 6, 400
+    xs = [rng.normal(0, 0.1, n_hops * S_HOP).astype(np.float32) for _ in range(n_streams)]
+    flags = [(rng.random(n_hops) < p).astype(np.float32) for p in (0.0, 0.05, 0.3, 0.5, 0.9, 1)]
+    meta = np.zeros((n_streams, kernels.SILERO_META_SIZE), np.int64)
+    tails = [np.zeros(S_CONTEXT, np.float32) for _ in range(n_streams)]
+    at = [0] * n_streams
+    got_inputs: list[list[np.ndarray]] = [[] for _ in range(n_streams)]
+    got_scored: list[list[bool]] = [[] for _ in range(n_streams)]
+    got_probs: list[list[float]] = [[] for _ in range(n_streams)]
+    chunk_value = [0.0] * n_streams  # each input's "probability": a per-stream counter
+    while min(at) < n_hops:
+        counts = [min(int(rng.integers(0, 10)), n_hops - a) for a in at]
+        x = np.concatenate(
+            [xs[i][at[i] * S_HOP : (at[i] + n) * S_HOP] for i, n in enumerate(counts)]
+        )
+        f = np.concatenate([flags[i][at[i] : at[i] + n] for i, n in enumerate(counts)])
+        n_samples = np.array(counts, np.int64) * S_HOP
+        room = int(
+            sum(
+                (t.shape[0] - S_CONTEXT + n) // S_CHUNK
+                for t, n in zip(tails, n_samples, strict=True)
+            )
+        )
+        x_out = np.full((room + 1, S_WIDTH), np.nan, np.float32)
+        owner, rank = np.full(room + 1, -1, np.int64), np.full(room + 1, -1, np.int64)
+        open_ = np.full(room + 1, 9, np.uint8)
+        tails_out = np.empty((n_streams, S_WIDTH), np.float32)
+        n_tail_out = np.empty(n_streams, np.int64)
+        before = meta.copy()
+        made = kernels.silero_cut_kernel(
+            np.concatenate(tails),
+            np.array([t.shape[0] for t in tails], np.int64),
+            x,
+            n_samples,
+            f,
+            np.array(counts, np.int64),
+            gated,
+            meta,
+            S_HOP,
+            S_CHUNK,
+            S_CONTEXT,
+            x_out,
+            owner,
+            rank,
+            open_,
+            tails_out,
+            n_tail_out,
+        )
+        assert made == room and np.isnan(x_out[made]).all()  # nothing written past them
+        assert owner[:made].tolist() == sorted(owner[:made].tolist())  # stream after stream
+        probs = np.empty(made, np.float32)
+        for r in range(made):
+            i = int(owner[r])
+            assert rank[r] == len([o for o in owner[:r] if o == i])
+            got_inputs[i].append(x_out[r].copy())
+            got_scored[i].append(bool(open_[r]))
+            chunk_value[i] += 1.0
+            probs[r] = chunk_value[i]
+        out = np.full(sum(counts) + 5 * n_streams, np.nan, np.float32)
+        n_out = np.empty(n_streams, np.int64)
+        emitted = kernels.silero_emit_kernel(before, meta, probs, S_HOP, S_CHUNK, out, n_out)
+        assert emitted == n_out.sum()
+        for i, part in enumerate(np.split(out[:emitted], np.cumsum(n_out)[:-1])):
+            got_probs[i] += part.tolist()
+        tails = [tails_out[i, : n_tail_out[i]].copy() for i in range(n_streams)]
+        at = [a + n for a, n in zip(at, counts, strict=True)]
+    for i in range(n_streams):
+        want_inputs, want_scored = ref_silero_inputs(xs[i], flags[i], gated)
+        assert len(got_inputs[i]) == len(want_inputs)
+        for g, w in zip(got_inputs[i], want_inputs, strict=True):
+            assert_array_equal(g, w)
+        assert got_scored[i] == want_scored
+        assert meta[i, kernels.SM_HOPS_IN] == n_hops
+        assert got_probs[i] == ref_silero_emit(
+            n_hops, [float(c + 1) for c in range(len(want_inputs))]
+        )
+    if gated:  # the flags' spread reaches both answers
+        assert not all(got_scored[0]) and all(got_scored[-1])

@@ -57,6 +57,43 @@ def check_hops(hops: np.ndarray) -> None:
         raise ValueError(f"hops must be int16 of shape (n, {HOP}), got {hops.dtype} {hops.shape}")
 
 
+class ProcessFlat(Protocol):
+    """A backend's optional `process_flat(states, hops, counts)`: `process` for hops
+    already in one array, stream after stream (`counts[i]` of `states[i]`), returning
+    every stream's probabilities in one array and how many each stream got. The live
+    engine's VAD step calls it where a backend has it, with no per-stream arrays."""
+
+    def __call__(
+        self, states: Sequence[VadStreamState], hops: np.ndarray, counts: Sequence[int]
+    ) -> tuple[np.ndarray, list[int]]: ...
+
+
+def process_by_flat(
+    process_flat: ProcessFlat, states: Sequence[VadStreamState], hops: Sequence[np.ndarray]
+) -> list[np.ndarray]:
+    """`process` through a backend's `process_flat`: the hops joined, the results split."""
+    if len(states) != len(hops):
+        raise ValueError(f"{len(states)} states but {len(hops)} hop arrays")
+    for h in hops:
+        check_hops(h)
+    flat = np.concatenate(hops) if hops else np.zeros((0, HOP), np.int16)
+    out, counts = process_flat(states, flat, [h.shape[0] for h in hops])
+    return np.split(out, np.cumsum(counts)[:-1]) if counts else []
+
+
+def check_flat(hops: np.ndarray, counts: Sequence[int], n_states: int) -> np.ndarray:
+    """A `process_flat` call's input checked (its kernels read rows by these counts);
+    returns the counts as int64."""
+    check_hops(hops)
+    n_hops = np.array(counts, np.int64).reshape(-1)
+    if n_states != n_hops.shape[0] or int(n_hops.sum()) != hops.shape[0]:
+        counted = int(n_hops.sum())
+        raise ValueError(f"{n_states} states, {counted} hops counted, {hops.shape[0]} given")
+    if n_hops.size and n_hops.min() < 0:
+        raise ValueError(f"hop counts must be >= 0, got {int(n_hops.min())}")
+    return n_hops
+
+
 @dataclass(slots=True)
 class Hangover:
     """Streaming hysteresis + gap bridging + short-run removal, as an explicit state."""

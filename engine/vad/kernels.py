@@ -205,3 +205,124 @@ def webrtc_kernel(
         for _ in range(counts[i]):
             out[r] = process(handle, sample_rate, base + 2 * width * r, width)
             r += 1
+
+
+# ---------------------------------------------------------------------------
+# Silero's chunking: each stream's new samples into model inputs, and the gate.
+
+# Layout of a silero stream's int64 counters (one row per stream in a batch).
+SM_HOPS_IN, SM_CHUNKS, SM_HEARD_NOW, SM_HEARD_PREV = range(4)
+SILERO_META_SIZE = 4
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _chunk_of_hop(k: int, hop: int, chunk: int) -> int:
+    return (k * hop + hop // 2) // chunk
+
+
+@njit(cache=True, nogil=True)
+def silero_cut_kernel(
+    tails: np.ndarray,  # float32: every stream's tail (context, then pending), one after another
+    n_tail: np.ndarray,  # int64 (streams,): each tail's length, >= context
+    samples: np.ndarray,  # float32: every stream's new samples, one after another
+    n_samples: np.ndarray,  # int64 (streams,)
+    flags: np.ndarray,  # float32: the gate's decision on every new hop (> 0: speech)
+    n_hops: np.ndarray,  # int64 (streams,): new hops of each stream
+    gated: bool,
+    meta: np.ndarray,  # int64 (streams, SILERO_META_SIZE), updated in place
+    hop: int,
+    chunk: int,
+    context: int,
+    x_out: np.ndarray,  # float32 (>= chunks made, context + chunk): the model inputs
+    owner_out: np.ndarray,  # int64: each input's stream
+    rank_out: np.ndarray,  # int64: each input's rank among its stream's inputs of this call
+    open_out: np.ndarray,  # uint8: 1 where the model scores the input, 0 where the gate is shut
+    tails_out: np.ndarray,  # float32 (streams, context + chunk): each stream's new tail
+    n_tail_out: np.ndarray,  # int64 (streams,): its length
+) -> int:
+    """Each stream's tail and new samples, cut into whole model inputs (context + chunk
+    samples, consecutive inputs overlapping by `context`), stream after stream and in
+    order within a stream; returns how many. What is left over (the last `context`
+    samples and any partial chunk) is the new tail.
+
+    The gate (`gated`): an input is scored where a new or earlier hop centred in its chunk,
+    or in the chunk before, was heard as speech. A chunk is complete only once the hop
+    holding its last sample is in, and every hop centred in it starts before that one,
+    so its flags are all known when it is decided."""
+    width = context + chunk
+    t_at = 0
+    s_at = 0
+    f_at = 0
+    made = 0
+    for i in range(n_tail.shape[0]):
+        nt = n_tail[i]
+        ns = n_samples[i]
+        total = nt + ns
+        hops_in = meta[i, SM_HOPS_IN]
+        done = meta[i, SM_CHUNKS]
+        heard = meta[i, SM_HEARD_NOW]
+        prev = meta[i, SM_HEARD_PREV]
+        j = 0
+        rank = 0
+        start = 0  # of the next input, in this stream's tail + samples
+        while start + width <= total:
+            while j < n_hops[i] and _chunk_of_hop(hops_in + j, hop, chunk) <= done:
+                if flags[f_at + j] > 0.0:
+                    heard = 1
+                j += 1
+            for k in range(width):
+                p = start + k
+                x_out[made, k] = tails[t_at + p] if p < nt else samples[s_at + p - nt]
+            owner_out[made] = i
+            rank_out[made] = rank
+            open_out[made] = 1 if (not gated or heard or prev) else 0
+            prev = heard
+            heard = 0
+            done += 1
+            rank += 1
+            made += 1
+            start += chunk
+        while j < n_hops[i]:  # centred in the chunk still being filled
+            if flags[f_at + j] > 0.0:
+                heard = 1
+            j += 1
+        for p in range(start, total):
+            tails_out[i, p - start] = tails[t_at + p] if p < nt else samples[s_at + p - nt]
+        n_tail_out[i] = total - start
+        meta[i, SM_HOPS_IN] = hops_in + n_hops[i]
+        meta[i, SM_CHUNKS] = done
+        meta[i, SM_HEARD_NOW] = heard
+        meta[i, SM_HEARD_PREV] = prev
+        t_at += nt
+        s_at += ns
+        f_at += n_hops[i]
+    return made
+
+
+@njit(cache=True, nogil=True)
+def silero_emit_kernel(
+    before: np.ndarray,  # int64 (streams, SILERO_META_SIZE): the counters before the cut
+    after: np.ndarray,  # int64 (streams, SILERO_META_SIZE): and after it
+    chunk_probs: np.ndarray,  # float32: each input's probability, in silero_cut_kernel's order
+    hop: int,
+    chunk: int,
+    out: np.ndarray,  # float32 (>= hops emitted): each stream's new hop probabilities
+    n_out: np.ndarray,  # int64 (streams,): how many hops each stream got
+) -> int:
+    """The probability of each hop whose chunk is now scored, in hop order, stream after
+    stream: a hop takes its centre's chunk. A stream's earlier chunks were all emitted on
+    earlier calls (a hop arrives no later than its chunk completes), so each hop here
+    falls in one of this call's inputs. Returns the number of hops emitted."""
+    r = 0
+    row = 0  # this stream's first input
+    for i in range(before.shape[0]):
+        done0 = before[i, SM_CHUNKS]
+        done1 = after[i, SM_CHUNKS]
+        lo = min(before[i, SM_HOPS_IN], -(-(done0 * chunk - hop // 2) // hop))
+        hi = min(after[i, SM_HOPS_IN], -(-(done1 * chunk - hop // 2) // hop))
+        for k in range(lo, hi):
+            out[r] = chunk_probs[row + _chunk_of_hop(k, hop, chunk) - done0]
+            r += 1
+        n_out[i] = max(hi - lo, 0)
+        row += done1 - done0
+    return r

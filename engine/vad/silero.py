@@ -16,6 +16,13 @@ People in a group session are silent most of the time and the model is about two
 of a Silero stream's VAD cost: the gate saves it where a far cheaper detector is sure
 there is nothing to score. It looks at no later audio, so
 hops are final as soon as without it; results stay independent of chunking and batching.
+
+A tick's streams go through together: their samples converted once, the gate's WebRTC
+decisions in one `webrtc_kernel` call, the cutting and gating in one
+`silero_cut_kernel` call, the hops' probabilities in one `silero_emit_kernel` call; the
+only per-stream Python left is handing each stream its tail, counters and recurrent
+state (a live tick has a few hops per stream, and per-stream array work cost as much as
+the model did).
 """
 
 from __future__ import annotations
@@ -25,13 +32,13 @@ from dataclasses import dataclass, field
 from importlib import resources
 
 import numpy as np
-import webrtcvad
 
 from engine.config import VadConfig
 from engine.ort import onnxruntime as ort
 from engine.types import HOP, SAMPLE_RATE
-from engine.vad.base import VadStreamState, check_hops
-from engine.vad.webrtc import speech_flags
+from engine.vad import kernels as k
+from engine.vad.base import VadStreamState, check_flat, process_by_flat
+from engine.vad.webrtc import WebRtcBackend, WebRtcState
 
 GATE_AGGRESSIVENESS = 0  # the WebRTC VAD's most permissive mode: the gate misses least
 
@@ -45,13 +52,8 @@ def model_path() -> str:
     return str(resources.files("engine.vad").joinpath("models", MODEL_FILE))
 
 
-def _chunk_of_hop(k: int) -> int:
-    return (k * HOP + HOP // 2) // CHUNK
-
-
-def _first_hop_of_chunk(c: int) -> int:
-    """The first hop whose centre lies in chunk `c` (so `_chunk_of_hop` gives `c`)."""
-    return -(-(c * CHUNK - HOP // 2) // HOP)
+def _chunk_of_hop(j: int) -> int:
+    return (j * HOP + HOP // 2) // CHUNK
 
 
 def _zero_rnn() -> np.ndarray:
@@ -62,27 +64,26 @@ def _zero_context() -> np.ndarray:
     return np.zeros(CONTEXT, np.float32)
 
 
+def _zero_meta() -> np.ndarray:
+    return np.zeros(k.SILERO_META_SIZE, np.int64)
+
+
 @dataclass(slots=True)
 class SileroState:
-    """One stream's recurrent state and the samples its next chunk starts from.
+    """One stream's recurrent state, the samples its next chunk starts from, and its
+    counters.
 
     `tail` is the previous chunk's last CONTEXT samples followed by the samples not yet
-    in a whole chunk (fewer than CHUNK): the next model input is `tail` and the new
-    samples, cut at CONTEXT + CHUNK, so that a tick's chunks are views of one array
-    rather than copies made sample block by sample block. `rnn` is this stream's
-    column of the last batched call's output (a view; replaced, never written)."""
+    in a whole chunk (fewer than CHUNK). `rnn` is this stream's column of the last
+    batched call's output (a view; replaced, never written). `meta` holds the counters
+    (kernels.SM_*): hops in, chunks scored (or shut), and whether the gate heard speech
+    in the chunk being filled and in the last one decided. `gate` is silero-gated's
+    WebRTC VAD, None without the gate."""
 
+    gate: WebRtcState | None = None
     rnn: np.ndarray = field(default_factory=_zero_rnn)  # (2, 128)
     tail: np.ndarray = field(default_factory=_zero_context)
-    chunks_done: int = 0
-    hops_in: int = 0
-    hops_out: int = 0
-    chunk_probs: list[float] = field(default_factory=list)  # from chunk `first_chunk` on
-    first_chunk: int = 0
-    gate: webrtcvad.Vad | None = None  # silero-gated: the WebRTC VAD that gates chunks
-    flags: list[bool] = field(default_factory=list)  # its decisions from hop `flags_first` on
-    flags_first: int = 0
-    heard: bool = False  # it heard speech in the last chunk decided
+    meta: np.ndarray = field(default_factory=_zero_meta)
 
     @property
     def n_pending(self) -> int:
@@ -91,29 +92,9 @@ class SileroState:
     def reset(self) -> None:
         self.rnn = _zero_rnn()
         self.tail = _zero_context()
-        self.chunks_done = 0
-        self.hops_in = 0
-        self.hops_out = 0
-        self.chunk_probs.clear()
-        self.first_chunk = 0
+        self.meta = _zero_meta()
         if self.gate is not None:
-            self.gate = webrtcvad.Vad(GATE_AGGRESSIVENESS)
-        self.flags.clear()
-        self.flags_first = 0
-        self.heard = False
-
-    def gate_open(self, c: int) -> bool:
-        """Whether chunk `c` (the next one, in order) is scored: the gate heard speech
-        in one of its hops or in the chunk before. Its hops' decisions are all in: a
-        chunk is complete only once the hop holding its last sample is."""
-        lo = _first_hop_of_chunk(c) - self.flags_first
-        hi = min(_first_hop_of_chunk(c + 1), self.hops_in) - self.flags_first
-        heard = any(self.flags[lo:hi])
-        del self.flags[:hi]
-        self.flags_first += hi
-        open_ = heard or self.heard
-        self.heard = heard
-        return open_
+            self.gate.reset()
 
 
 class SileroBackend:
@@ -130,91 +111,130 @@ class SileroBackend:
         self._sr = np.array(SAMPLE_RATE, dtype=np.int64)
         self.gate = gate
         self.name = "silero-gated" if gate else "silero"
+        self._gate_backend = WebRtcBackend(
+            VadConfig(backend="webrtc", webrtc_aggressiveness=GATE_AGGRESSIVENESS)
+        )
 
     def open_stream(self) -> SileroState:
-        return SileroState(gate=webrtcvad.Vad(GATE_AGGRESSIVENESS) if self.gate else None)
+        return SileroState(gate=self._gate_backend.open_stream() if self.gate else None)
 
     def process(
         self, states: Sequence[VadStreamState], hops: Sequence[np.ndarray]
     ) -> list[np.ndarray]:
-        if len(states) != len(hops):
-            raise ValueError(f"{len(states)} states but {len(hops)} hop arrays")
-        typed: list[SileroState] = []
-        for st, h in zip(states, hops, strict=True):
-            if not isinstance(st, SileroState):
-                raise TypeError(f"not a silero stream state: {type(st).__name__}")
-            check_hops(h)
-            typed.append(st)
-        # Every stream's new samples cut into whole model inputs (views), then inferred
-        # round by round: a stream's r-th chunk goes in round r, after its (r-1)-th.
-        work: list[list[np.ndarray]] = []
-        for st, h in zip(typed, hops, strict=True):
-            st.hops_in += h.shape[0]
-            if st.gate is not None:
-                st.flags.extend(speech_flags(st.gate, h))
-            work.append(self._cut(st, h.reshape(-1).astype(np.float32) / 32768.0))
-        self._infer(typed, work)
-        return [self._emit(st) for st in typed]
+        return process_by_flat(self.process_flat, states, hops)
+
+    def process_flat(
+        self, states: Sequence[VadStreamState], hops: np.ndarray, counts: Sequence[int]
+    ) -> tuple[np.ndarray, list[int]]:
+        """`process` for hops already in one array, stream after stream (`counts[i]` of
+        `states[i]`): every stream's samples converted, cut and gated at once (one kernel
+        call), the model run over all their chunks batched, their hops' probabilities in
+        one array. Returns them and how many each stream got."""
+        typed = _typed(states)
+        n_hops = check_flat(hops, counts, len(typed))
+        flags = np.zeros(0, np.float32)
+        if self.gate:
+            gates = [st.gate for st in typed if st.gate is not None]
+            if len(gates) != len(typed):
+                raise ValueError("a silero-gated batch holds a stream opened without the gate")
+            flags, _ = self._gate_backend.process_flat(gates, hops, counts)
+        samples = hops.reshape(-1).astype(np.float32)
+        samples *= 1.0 / 32768.0  # a power of two: exact, as dividing is
+        return self._run(typed, samples, n_hops * HOP, flags, n_hops)
 
     def flush(self, state: VadStreamState) -> np.ndarray:
-        if not isinstance(state, SileroState):
-            raise TypeError(f"not a silero stream state: {type(state).__name__}")
-        if state.n_pending:
-            x = np.zeros(CONTEXT + CHUNK, np.float32)  # the last chunk, padded with zeros
-            x[: state.tail.shape[0]] = state.tail
-            state.tail = x[-CONTEXT:].copy()
-            self._infer([state], [[x]])
-        return self._emit(state)
+        (st,) = _typed([state])
+        pad = np.zeros(CHUNK - st.n_pending if st.n_pending else 0, np.float32)
+        none = np.zeros(1, np.int64)
+        out, _ = self._run([st], pad, np.array([pad.shape[0]], np.int64), pad[:0], none)
+        return out
 
-    @staticmethod
-    def _cut(st: SileroState, samples: np.ndarray) -> list[np.ndarray]:
-        """The model inputs (CONTEXT + CHUNK samples) that `samples` complete."""
-        full = np.concatenate((st.tail, samples))
-        n = (full.shape[0] - CONTEXT) // CHUNK
-        st.tail = full[n * CHUNK :].copy()  # a copy: `full` is let go after this tick
-        return [full[r * CHUNK : r * CHUNK + CONTEXT + CHUNK] for r in range(n)]
+    def _run(
+        self,
+        typed: list[SileroState],
+        samples: np.ndarray,
+        n_samples: np.ndarray,
+        flags: np.ndarray,
+        n_hops: np.ndarray,
+    ) -> tuple[np.ndarray, list[int]]:
+        """Cut and gate (one kernel call), score the open chunks, emit the hops."""
+        n = len(typed)
+        if n == 0:
+            return np.zeros(0, np.float32), []
+        tails = [st.tail for st in typed]
+        n_tail = np.array([t.shape[0] for t in tails], np.int64)
+        before = np.stack([st.meta for st in typed])
+        meta = before.copy()
+        n_chunks = int(((n_tail - CONTEXT + n_samples) // CHUNK).sum())
+        x = np.empty((n_chunks, CONTEXT + CHUNK), np.float32)
+        owner = np.empty(n_chunks, np.int64)
+        rank = np.empty(n_chunks, np.int64)
+        open_ = np.empty(n_chunks, np.uint8)
+        tails_out = np.empty((n, CONTEXT + CHUNK), np.float32)
+        n_tail_out = np.empty(n, np.int64)
+        k.silero_cut_kernel(
+            np.concatenate(tails),
+            n_tail,
+            samples,
+            n_samples,
+            flags,
+            n_hops,
+            self.gate,
+            meta,
+            HOP,
+            CHUNK,
+            CONTEXT,
+            x,
+            owner,
+            rank,
+            open_,
+            tails_out,
+            n_tail_out,
+        )
+        probs = np.zeros(n_chunks, np.float32)  # a chunk the gate keeps shut: 0
+        if n_chunks:
+            self._infer(typed, x, owner, rank, open_, probs)
+        # a stream's hops centred in its unfinished chunk (at most CHUNK // HOP + 1) wait for it
+        out = np.empty(int(n_hops.sum()) + n * (CHUNK // HOP + 2), np.float32)
+        n_out = np.empty(n, np.int64)
+        made = k.silero_emit_kernel(before, meta, probs, HOP, CHUNK, out, n_out)
+        for st, row, t, m in zip(typed, meta, tails_out, n_tail_out.tolist(), strict=True):
+            st.meta = row.copy()  # copies: a view would keep this tick's arrays alive
+            st.tail = t[:m].copy()
+        return out[:made], n_out.tolist()
 
-    def _infer(self, states: list[SileroState], work: list[list[np.ndarray]]) -> None:
-        """Score each stream's chunks in order, a round per chunk, batched across
-        streams; a gated stream's chunk the gate keeps shut gets 0 without the model."""
-        rounds = max((len(w) for w in work), default=0)
-        for r in range(rounds):
-            rows = []
-            for i, w in enumerate(work):
-                if len(w) <= r:
-                    continue
-                st = states[i]
-                if st.gate is None or st.gate_open(st.chunks_done):
-                    rows.append(i)
-                else:  # its chunks before this one are done: order is kept
-                    st.chunk_probs.append(0.0)
-                    st.chunks_done += 1
-            for start in range(0, len(rows), MAX_BATCH):
+    def _infer(
+        self,
+        typed: list[SileroState],
+        x: np.ndarray,
+        owner: np.ndarray,
+        rank: np.ndarray,
+        open_: np.ndarray,
+        probs: np.ndarray,
+    ) -> None:
+        """Score the open inputs, a round per rank (a stream's r-th chunk after its
+        (r-1)-th: the recurrent state runs in order), batched across streams."""
+        scored = open_.astype(np.bool_)
+        for r in range(int(rank.max()) + 1):
+            rows = np.flatnonzero(scored & (rank == r))
+            for start in range(0, rows.shape[0], MAX_BATCH):
                 part = rows[start : start + MAX_BATCH]
-                x = np.stack([work[i][r] for i in part])
-                rnn = np.stack([states[i].rnn for i in part], axis=1)
-                out, rnn_next = self.session.run(None, {"input": x, "state": rnn, "sr": self._sr})
-                probs = out[:, 0].tolist()
-                for j, i in enumerate(part):
-                    st = states[i]
-                    st.rnn = rnn_next[:, j]
-                    st.chunk_probs.append(probs[j])
-                    st.chunks_done += 1
+                who = owner[part].tolist()
+                rnn = np.stack([typed[i].rnn for i in who], axis=1)
+                out, rnn_next = self.session.run(
+                    None, {"input": x[part], "state": rnn, "sr": self._sr}
+                )
+                probs[part] = out[:, 0]
+                for j, i in enumerate(who):
+                    typed[i].rnn = rnn_next[:, j]
 
-    @staticmethod
-    def _emit(st: SileroState) -> np.ndarray:
-        """Probabilities of the hops whose chunk has been scored, in hop order."""
-        k, first, done = st.hops_out, st.first_chunk, st.chunks_done
-        ready = min(st.hops_in, _first_hop_of_chunk(done))  # the hops of scored chunks
-        cp = st.chunk_probs
-        probs = [cp[_chunk_of_hop(j) - first] for j in range(k, ready)] if ready > k else []
-        k = max(k, ready)
-        st.hops_out = k
-        keep_from = min(_chunk_of_hop(k), done)  # no later hop needs older chunks
-        if keep_from > first:
-            del cp[: keep_from - first]
-            st.first_chunk = keep_from
-        return np.asarray(probs, dtype=np.float32)
+
+def _typed(states: Sequence[VadStreamState]) -> list[SileroState]:
+    typed = [st for st in states if isinstance(st, SileroState)]
+    if len(typed) != len(states):
+        bad = next(st for st in states if not isinstance(st, SileroState))
+        raise TypeError(f"not a silero stream state: {type(bad).__name__}")
+    return typed
 
 
 def make_session(threads: int = 1) -> ort.InferenceSession:

@@ -13,7 +13,7 @@ import webrtcvad
 
 from engine.config import VadConfig
 from engine.types import HOP, SAMPLE_RATE
-from engine.vad.base import VadStreamState, check_hops
+from engine.vad.base import VadStreamState, check_flat, process_by_flat
 from engine.vad.kernels import webrtc_kernel
 
 try:  # webrtcvad's C module: `Vad.is_speech` is a thin Python wrapper around its `process`
@@ -81,30 +81,16 @@ class WebRtcBackend:
     def process(
         self, states: Sequence[VadStreamState], hops: Sequence[np.ndarray]
     ) -> list[np.ndarray]:
-        if len(states) != len(hops):
-            raise ValueError(f"{len(states)} states but {len(hops)} hop arrays")
-        for h in hops:
-            check_hops(h)
-        counts = [h.shape[0] for h in hops]
-        flat = np.concatenate(hops) if hops else np.zeros((0, HOP), np.int16)
-        out = self.process_flat(states, flat, counts)  # checks the states, picks the path
-        results, at = [], 0
-        for n in counts:
-            results.append(out[at : at + n])
-            at += n
-        return results
+        return process_by_flat(self.process_flat, states, hops)
 
     def process_flat(
         self, states: Sequence[VadStreamState], hops: np.ndarray, counts: Sequence[int]
-    ) -> np.ndarray:
+    ) -> tuple[np.ndarray, list[int]]:
         """`process` for hops already in one array, stream after stream (`counts[i]` of
-        `states[i]`); returns one probability per hop in the same order."""
-        check_hops(hops)
+        `states[i]`); returns one probability per hop in the same order, and the counts
+        (a hop's decision never waits for later audio)."""
+        n_hops = check_flat(hops, counts, len(states))
         hops = np.ascontiguousarray(hops)  # the C call reads each row as one buffer
-        if len(states) != len(counts) or sum(counts) != hops.shape[0]:
-            raise ValueError(
-                f"{len(states)} states, {sum(counts)} hops counted, {hops.shape[0]} given"
-            )
         ours: list[WebRtcState] = []
         handles: list[int] = []
         for state in states:
@@ -115,18 +101,16 @@ class WebRtcBackend:
         if _C is None or not all(handles):  # pragma: no cover - a build without the symbol
             at = list(accumulate(counts, initial=0))
             parts = [self._one(s, hops[a:b]) for s, a, b in zip(ours, at, at[1:], strict=False)]
-            return np.concatenate(parts) if parts else np.zeros(0, np.float32)
+            flat = np.concatenate(parts) if parts else np.zeros(0, np.float32)
+            return flat, list(counts)
         # Every stream's hops in one kernel call, each hop with its stream's own detector:
         # no Python call or array per hop or per stream (a live tick has a few hops per
         # stream, and the per-stream set-up cost more than the hops).
-        n_hops = np.array(counts, np.int64)
-        if n_hops.size and n_hops.min() < 0:  # the kernel reads rows by these counts
-            raise ValueError(f"hop counts must be >= 0, got {min(counts)}")
         out = np.empty(hops.shape[0], np.float32)
         webrtc_kernel(_C[0], np.array(handles, np.int64), n_hops, hops, SAMPLE_RATE, out)
         if out.size and out.min() < 0.0:  # pragma: no cover - the hops were checked
             raise RuntimeError("WebRtcVad_Process refused a hop")
-        return out
+        return out, list(counts)
 
     @staticmethod
     def _one(state: WebRtcState, h: np.ndarray) -> np.ndarray:
