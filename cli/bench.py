@@ -71,7 +71,12 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "--plot", metavar="OUT.png|OUT.svg", help="latency vs streams plot (PNG via chromium)"
     )
     p.add_argument("--start", type=int, default=None, help="first step's streams")
-    p.add_argument("--max-streams", type=int, default=1500)
+    p.add_argument(
+        "--max-streams",
+        type=int,
+        default=4000,
+        help="the search's last step (a figure that reaches it is a lower bound: '>=')",
+    )
     p.add_argument("--growth", type=float, default=None, help="step factor (default 1.5)")
     p.add_argument("--refine", type=int, default=None, help="bisection steps after a failure")
     p.add_argument("--seconds", type=float, default=None, help="measured seconds per step")
@@ -791,6 +796,8 @@ def summarise(steps: list[Step]) -> dict[str, Any]:
     return {
         "streams_per_core": n,
         "generator_limited": limited,  # the figure is then a lower bound
+        # no step above it failed: the search stopped at --max-streams (a lower bound too)
+        "capped": bool(passed) and n == max(s.streams for s in steps),
         "latency_p50_ms": best.latency_p50_ms,
         "latency_p95_ms": best.latency_p95_ms,
         "latency_p99_ms": best.latency_p99_ms,
@@ -1152,10 +1159,17 @@ def table(report: dict[str, Any]) -> str:
     ]
     for name, c in items:
         ceiling = c.get("transport_streams_per_core")
-        pct = f"{100 * c['streams_per_core'] / ceiling:.0f} %" if ceiling else "-"
-        lower = ">=" if c["generator_limited"] else ""
+        # a ceiling the search did not get past is a lower bound: the share, an upper one
+        high = report["transport"].get(name.split("/")[1], {}).get("capped", False)
+        pct = (
+            f"{'<=' if high else ''}{100 * c['streams_per_core'] / ceiling:.0f} %"
+            if ceiling
+            else "-"
+        )
+        lower = ">=" if c["generator_limited"] or c.get("capped", False) else ""
+        top = (">=" if high else "") + (str(ceiling) if ceiling else "-")
         rows.append(
-            f"| {name} | {lower}{c['streams_per_core']} | {ceiling if ceiling else '-'} | {pct} "
+            f"| {name} | {lower}{c['streams_per_core']} | {top} | {pct} "
             f"| {c['latency_p50_ms']} | {c['latency_p95_ms']} | {c['latency_p99_ms']} "
             f"| {c['cpu_us_per_stream_s']} | {c['cpu_streams_per_core']} "
             f"| {c['rss_per_stream_mb']} |"

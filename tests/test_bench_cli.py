@@ -85,6 +85,7 @@ def test_bench_quick_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[st
         steps = c["steps"]
         assert [s["streams"] for s in steps] == [6]  # one session of 6, one step
         assert c["streams_per_core"] == 6  # 6 participants must pass at p99 < 1 s
+        assert c["capped"]  # the search stopped at --max-streams: a lower bound
         first = steps[0]
         assert first["dropped"] == 0 and first["ok"]
         # In-order frames do not wait for the jitter window; never seconds.
@@ -93,7 +94,7 @@ def test_bench_quick_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[st
         assert 0 <= c["rss_per_stream_mb"] < 50
     assert plot.read_text().startswith("<svg")
     printed = capsys.readouterr().out
-    assert "webrtc/pcm" in printed
+    assert "| webrtc/pcm | >=6 | >=6 | <=100 % |" in printed
     # The same table and plot again from the JSON, without running anything.
     again = tmp_path / "again.svg"
     assert main(["bench", "--from-json", str(out), "--plot", str(again)]) == 0
