@@ -217,6 +217,9 @@ def test_process_flat_equals_process(name: str) -> None:
     other = make_backend(VadConfig(backend="numba")).open_stream()
     with pytest.raises(TypeError, match="stream state"):
         backend.process_flat([other], np.zeros((1, HOP), np.int16), [1])  # type: ignore[attr-defined]
+    if name.startswith("silero"):  # its counters are gathered and written back per call
+        with pytest.raises(ValueError, match="twice"):
+            backend.process_flat([b[0], b[0]], np.zeros((2, HOP), np.int16), [1, 1])  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize("hysteresis", [0.0, 0.15])

@@ -234,6 +234,8 @@ def _typed(states: Sequence[VadStreamState]) -> list[SileroState]:
     if len(typed) != len(states):
         bad = next(st for st in states if not isinstance(st, SileroState))
         raise TypeError(f"not a silero stream state: {type(bad).__name__}")
+    if len({id(st) for st in typed}) != len(typed):  # one row of counters per stream
+        raise ValueError("a stream appears twice in one batch")
     return typed
 
 
