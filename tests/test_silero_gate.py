@@ -24,7 +24,7 @@ from engine.config import VadConfig
 from engine.sample import sample_session
 from engine.types import HOP
 from engine.vad import make_backend
-from engine.vad.silero import CHUNK, GATE_AGGRESSIVENESS, SileroBackend, _chunk_of_hop
+from engine.vad.silero import CHUNK, GATE_AGGRESSIVENESS, SileroBackend
 from tests.test_chunking import synthetic_speechlike
 
 
@@ -48,6 +48,11 @@ def _with_silence(seconds_quiet: float = 3.0) -> np.ndarray:
     return np.concatenate(
         [synthetic_speechlike(1, 2.3)[lead:], quiet, synthetic_speechlike(2, 2.0)]
     )
+
+
+def _chunk_of_hop(k: int) -> int:
+    """The chunk holding hop k's centre, whose probability the hop takes."""
+    return (k * HOP + HOP // 2) // CHUNK
 
 
 def _probs(backend: SileroBackend, x: np.ndarray) -> np.ndarray:

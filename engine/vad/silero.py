@@ -52,10 +52,6 @@ def model_path() -> str:
     return str(resources.files("engine.vad").joinpath("models", MODEL_FILE))
 
 
-def _chunk_of_hop(j: int) -> int:
-    return (j * HOP + HOP // 2) // CHUNK
-
-
 def _zero_rnn() -> np.ndarray:
     return np.zeros((2, 128), np.float32)
 
