@@ -217,7 +217,14 @@ SILERO_META_SIZE = 4
 
 @njit(cache=True, nogil=True, inline="always")
 def _chunk_of_hop(k: int, hop: int, chunk: int) -> int:
+    """The chunk holding hop k's centre."""
     return (k * hop + hop // 2) // chunk
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _first_hop_of_chunk(c: int, hop: int, chunk: int) -> int:
+    """The first hop centred in chunk c or later (every hop before it is centred earlier)."""
+    return -(-(c * chunk - hop // 2) // hop)
 
 
 @njit(cache=True, nogil=True)
@@ -318,8 +325,8 @@ def silero_emit_kernel(
     for i in range(before.shape[0]):
         done0 = before[i, SM_CHUNKS]
         done1 = after[i, SM_CHUNKS]
-        lo = min(before[i, SM_HOPS_IN], -(-(done0 * chunk - hop // 2) // hop))
-        hi = min(after[i, SM_HOPS_IN], -(-(done1 * chunk - hop // 2) // hop))
+        lo = min(before[i, SM_HOPS_IN], _first_hop_of_chunk(done0, hop, chunk))
+        hi = min(after[i, SM_HOPS_IN], _first_hop_of_chunk(done1, hop, chunk))
         for k in range(lo, hi):
             out[r] = chunk_probs[row + _chunk_of_hop(k, hop, chunk) - done0]
             r += 1
